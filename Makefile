@@ -1,0 +1,41 @@
+# Two commands set the course up on a fresh machine (see README.md):
+#   make lab    installs what the course needs into .venv and opens it in JupyterLab
+#   make test   installs the same, then runs the unit tests and every notebook (cpu profile)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The tests run offline: no model or dataset may come from a hub in the cpu profile.
+OFFLINE := FTLAB_PROFILE=cpu HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: install lab test unit notebooks data clean
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+# Unit tests first (fast), then each lesson executed top to bottom, one at a time.
+test: install
+	$(OFFLINE) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+
+unit: install
+	$(OFFLINE) $(BIN)/python -m pytest tests
+
+# Re-execute the lessons in place, so the committed notebooks carry fresh outputs.
+notebooks: install
+	for nb in notebooks/[0-9]*.ipynb; do \
+	  $(OFFLINE) $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $$nb || exit 1; \
+	done
+
+# Regenerate the course datasets under data/ from their seeded generators.
+data: install
+	$(BIN)/ftlab data
+
+clean:
+	rm -rf artifacts

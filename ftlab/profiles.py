@@ -1,0 +1,133 @@
+"""Two profiles, one notebook: the one place that maps a profile to its model and training numbers.
+
+- cpu: the default without CUDA (laptops, CI). The course base model (about 1M parameters, built in
+  lesson 01), fp32, short runs, offline: nothing comes from a hub.
+- gpu: the default with CUDA (Colab, a workstation). A real small chat model through Unsloth, bf16
+  or 4-bit, longer runs.
+Choose with the environment variable FTLAB_PROFILE (cpu, gpu or auto), or `setup(profile=...)`.
+"""
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+
+
+@dataclass(frozen=True)
+class Stage:
+    """How long and how hard one training stage runs in a profile."""
+    steps: int
+    batch_size: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    device: str
+    model_name: str  # "course-base" is the model lesson 01 builds; anything else is a hub model id
+    max_seq_length: int
+    dtype: str  # "auto": bf16 where the GPU supports it, else fp16
+    load_in_4bit: bool
+    seed: int = 0
+    stages: dict = field(default_factory=dict)
+
+    def stage(self, name):
+        return self.stages[name]
+
+    def precision(self):
+        """Trainer mixed-precision flags: fp32 on CPU; bf16 on GPUs that have it, fp16 on older ones (T4)."""
+        if self.device != "cuda":
+            return {"bf16": False, "fp16": False}
+        import torch
+
+        bf16 = torch.cuda.is_bf16_supported()
+        return {"bf16": bf16, "fp16": not bf16}
+
+
+PROFILES = {
+    "cpu": Profile(
+        name="cpu", device="cpu", model_name="course-base", max_seq_length=192, dtype="float32",
+        load_in_4bit=False,
+        # Measured on 2 cores: pretraining 400 x 32 blocks of 128 tokens takes about 2 minutes.
+        stages={
+            "pretrain": Stage(steps=400, batch_size=32, learning_rate=3e-3),
+            "sft": Stage(steps=300, batch_size=16, learning_rate=1e-3),
+        },
+    ),
+    "gpu": Profile(
+        name="gpu", device="cuda", model_name="unsloth/Qwen2.5-0.5B-Instruct", max_seq_length=1024,
+        dtype="auto", load_in_4bit=True,
+        # A real model is already trained: continued pretraining takes a small rate and few steps.
+        stages={
+            "pretrain": Stage(steps=120, batch_size=8, learning_rate=5e-5),
+            "sft": Stage(steps=120, batch_size=8, learning_rate=2e-5),
+        },
+    ),
+}
+
+LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth"]
+OFFLINE_SWITCHES = ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"]
+
+
+def cuda_available():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def get_profile(name=None):
+    """The profile called `name`, else FTLAB_PROFILE, else gpu when CUDA is there and cpu when not."""
+    name = (name or os.environ.get("FTLAB_PROFILE") or "auto").lower()
+    if name == "auto":
+        name = "gpu" if cuda_available() else "cpu"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)} or auto")
+    if name == "gpu" and not cuda_available():
+        raise RuntimeError("the gpu profile needs CUDA, and torch sees no GPU here: use the cpu profile")
+    return PROFILES[name]
+
+
+def library_versions():
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "not installed"
+    return versions
+
+
+def setup(profile=None, seed=None, quiet=False):
+    """Start a lesson: choose the profile, go offline in the cpu profile, import Unsloth, seed everything.
+
+    Call it first, before importing transformers or trl: the offline switches are read when the
+    Hugging Face libraries are imported, and Unsloth patches them when it is imported before them.
+    """
+    import torch
+
+    _quiet_import_noise()
+    chosen = get_profile(profile)
+    if chosen.name == "cpu":
+        for switch in OFFLINE_SWITCHES:
+            os.environ[switch] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Unsloth first, in both profiles: on a GPU it brings its kernels; on a CPU its fallback also keeps
+    # TRL away from a Triton kernel that needs a GPU driver (trl 1.15 calls it whenever Triton is installed).
+    import unsloth  # noqa: F401
+
+    from transformers import set_seed
+
+    set_seed(chosen.seed if seed is None else seed)
+    if not quiet:
+        device = torch.cuda.get_device_name(0) if chosen.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        print(f"profile: {chosen.name}   device: {device}   model: {chosen.model_name}")
+        print("   ".join(f"{lib} {version}" for lib, version in library_versions().items()))
+    return chosen
+
+
+def _quiet_import_noise():
+    """Silence warnings printed while Unsloth loads that say nothing about the lesson."""
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars work
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torch.compile internals
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # 4-bit CPU kernels we do not use
