@@ -53,6 +53,12 @@ PROFILES = {
         stages={
             "pretrain": Stage(steps=400, batch_size=32, learning_rate=3e-3),
             "sft": Stage(steps=300, batch_size=16, learning_rate=1e-3),
+            "lora": Stage(steps=300, batch_size=16, learning_rate=3e-3),  # lesson 03: LoRA takes a higher rate
+            # Lessons 08-11 (alignment): batch = preference pairs (reward, dpo), rollouts (ppo), completions (grpo).
+            "reward": Stage(steps=50, batch_size=16, learning_rate=1e-3),
+            "dpo": Stage(steps=50, batch_size=16, learning_rate=1e-5),
+            "ppo": Stage(steps=40, batch_size=32, learning_rate=5e-5),
+            "grpo": Stage(steps=200, batch_size=64, learning_rate=5e-5),
         },
     ),
     "gpu": Profile(
@@ -62,6 +68,11 @@ PROFILES = {
         stages={
             "pretrain": Stage(steps=120, batch_size=8, learning_rate=5e-5),
             "sft": Stage(steps=120, batch_size=8, learning_rate=2e-5),
+            "lora": Stage(steps=120, batch_size=8, learning_rate=2e-4),
+            "reward": Stage(steps=200, batch_size=8, learning_rate=1e-4),
+            "dpo": Stage(steps=100, batch_size=8, learning_rate=5e-6),
+            "ppo": Stage(steps=40, batch_size=16, learning_rate=1e-6),
+            "grpo": Stage(steps=150, batch_size=16, learning_rate=5e-6),
         },
     ),
 }
