@@ -1,8 +1,11 @@
 """ftlab: helpers for the fine-tuning course.
 
 Start every lesson with `P = ftlab.setup()`, before importing transformers or trl.
-The modules: profiles (cpu/gpu settings), world and data (the course datasets), tokenizer and base_model
-(lesson 01's model), evaluate (measuring), plots, paths (where things live, atomic writes).
+The modules, by lesson:
+- everywhere: profiles (cpu/gpu settings), paths (where things live, atomic writes), environment (the pins),
+  world and data (the course datasets), chat and evaluate (measuring), plots, show;
+- 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
+- 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo.
 """
 from .profiles import Profile, Stage, get_profile, setup
 

@@ -54,11 +54,15 @@ PROFILES = {
             "pretrain": Stage(steps=400, batch_size=32, learning_rate=3e-3),
             "sft": Stage(steps=300, batch_size=16, learning_rate=1e-3),
             "lora": Stage(steps=300, batch_size=16, learning_rate=3e-3),  # lesson 03: LoRA takes a higher rate
+            # Lessons 05-07 (PEFT): a task adapter, a soft prompt, each method of the comparison (its own rate).
+            "adapter": Stage(steps=400, batch_size=16, learning_rate=1e-2),
+            "prompt_tuning": Stage(steps=100, batch_size=16, learning_rate=3e-2),
+            "peft_compare": Stage(steps=60, batch_size=16, learning_rate=3e-3),
             # Lessons 08-11 (alignment): batch = preference pairs (reward, dpo), rollouts (ppo), completions (grpo).
             "reward": Stage(steps=50, batch_size=16, learning_rate=1e-3),
             "dpo": Stage(steps=50, batch_size=16, learning_rate=1e-5),
-            "ppo": Stage(steps=40, batch_size=32, learning_rate=5e-5),
-            "grpo": Stage(steps=200, batch_size=64, learning_rate=5e-5),
+            "ppo": Stage(steps=20, batch_size=32, learning_rate=5e-5),
+            "grpo": Stage(steps=200, batch_size=64, learning_rate=1e-4),
         },
     ),
     "gpu": Profile(
@@ -69,6 +73,9 @@ PROFILES = {
             "pretrain": Stage(steps=120, batch_size=8, learning_rate=5e-5),
             "sft": Stage(steps=120, batch_size=8, learning_rate=2e-5),
             "lora": Stage(steps=120, batch_size=8, learning_rate=2e-4),
+            "adapter": Stage(steps=60, batch_size=8, learning_rate=5e-4),
+            "prompt_tuning": Stage(steps=60, batch_size=8, learning_rate=3e-2),
+            "peft_compare": Stage(steps=60, batch_size=8, learning_rate=2e-4),
             "reward": Stage(steps=200, batch_size=8, learning_rate=1e-4),
             "dpo": Stage(steps=100, batch_size=8, learning_rate=5e-6),
             "ppo": Stage(steps=40, batch_size=16, learning_rate=1e-6),

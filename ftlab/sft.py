@@ -22,10 +22,11 @@ from .tokenizer import TURN_END
 SFT_DIR = ARTIFACTS / "sft"
 
 
-def sft_config(output_dir, profile, **overrides):
-    """TRL's SFTConfig with the settings that work for the profile. TRL's defaults suit big GPU models
-    (bf16, gradient checkpointing, lr 2e-5); on the course model they would only slow down and show nothing."""
-    stage = profile.stage("sft")
+def sft_config(output_dir, profile, stage="sft", **overrides):
+    """TRL's SFTConfig with the settings that work for the profile and its training `stage` (steps, batch
+    size, learning rate). TRL's defaults suit big GPU models (bf16, gradient checkpointing, lr 2e-5); on the
+    course model they would only slow down and show nothing."""
+    stage = profile.stage(stage)
     settings = dict(
         output_dir=str(output_dir),
         max_steps=stage.steps,
