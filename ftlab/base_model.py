@@ -5,14 +5,13 @@ artifacts/base/ and, when it is missing or was built by another recipe, rebuilds
 the same steps as lesson 01.
 """
 import hashlib
-import json
 
 from datasets import Dataset
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, Trainer,
                           TrainingArguments, default_data_collator, set_seed)
 
-from . import data
-from .paths import ARTIFACTS, atomic_dir
+from . import cache, data
+from .paths import ARTIFACTS
 from .profiles import PROFILES
 from .tokenizer import train_tokenizer
 
@@ -55,27 +54,9 @@ def split_corpus(texts, eval_share=EVAL_SHARE):
 
 
 def pretraining_arguments(output_dir, profile):
-    stage = profile.stage("pretrain")
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=stage.steps,
-        per_device_train_batch_size=stage.batch_size,
-        per_device_eval_batch_size=64,
-        learning_rate=stage.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, stage.steps // 20),
-        weight_decay=0.1,
-        logging_steps=10,
-        eval_strategy="steps",
-        eval_steps=max(1, stage.steps // 8),
-        save_strategy="no",
-        seed=profile.seed,
-        data_seed=profile.seed,
-        use_cpu=profile.device == "cpu",
-        **profile.precision(),
-        dataloader_num_workers=0,
-        report_to="none",
-    )
+    steps = profile.stage("pretrain").steps
+    return TrainingArguments(**profile.training_settings("pretrain", output_dir),
+                             weight_decay=0.1, eval_strategy="steps", eval_steps=max(1, steps // 8))
 
 
 def recipe(profile=PROFILES["cpu"]):
@@ -87,19 +68,11 @@ def recipe(profile=PROFILES["cpu"]):
 
 def save_base_model(model, tokenizer, log_history, target=BASE_DIR, profile=PROFILES["cpu"]):
     """Save model (safetensors), tokenizer, training log and recipe together, atomically."""
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "log_history.json").write_text(json.dumps(log_history, indent=1))
-        (tmp / "recipe.json").write_text(json.dumps(recipe(profile), indent=1))
-    return target
+    return cache.save_with_recipe(model, tokenizer, log_history, target, recipe(profile))
 
 
 def is_cached(target=BASE_DIR, profile=PROFILES["cpu"]):
-    try:
-        return json.loads((target / "recipe.json").read_text()) == recipe(profile)
-    except (OSError, ValueError):
-        return False
+    return cache.built_from(target, recipe(profile))
 
 
 def build_base_model(target=BASE_DIR, profile=PROFILES["cpu"]):

@@ -35,6 +35,30 @@ class Profile:
     def stage(self, name):
         return self.stages[name]
 
+    def training_settings(self, stage, output_dir):
+        """The Trainer settings every course run shares, for training `stage` in this profile. The libraries'
+        defaults suit big models on GPUs (bf16, gradient checkpointing, tiny learning rates); on the course
+        model they would only slow training down and show nothing."""
+        numbers = self.stage(stage)
+        return dict(
+            output_dir=str(output_dir),
+            max_steps=numbers.steps,
+            per_device_train_batch_size=numbers.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=numbers.learning_rate,
+            lr_scheduler_type="cosine",
+            warmup_steps=max(1, numbers.steps // 20),
+            logging_steps=10,
+            save_strategy="no",
+            seed=self.seed,
+            data_seed=self.seed,
+            use_cpu=self.device == "cpu",
+            gradient_checkpointing=False,
+            dataloader_num_workers=0,
+            report_to="none",
+            **self.precision(),
+        )
+
     def precision(self):
         """Trainer mixed-precision flags: fp32 on CPU; bf16 on GPUs that have it, fp16 on older ones (T4)."""
         if self.device != "cuda":

@@ -4,15 +4,14 @@ A reward model is the SFT model with its language-model head swapped for a head 
 conversation. Lesson 08 trains it step by step; lesson 09 calls `load_reward_model()`, which reads it from
 artifacts/reward/ and, when it is missing or was built by another recipe, rebuilds it with `build_reward_model()`.
 """
-import json
 import re
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import RewardConfig, RewardTrainer
 
-from . import data, sft
-from .paths import ARTIFACTS, atomic_dir
+from . import cache, data, sft
+from .paths import ARTIFACTS
 from .profiles import PROFILES
 
 REWARD_DIR = ARTIFACTS / "reward"
@@ -29,28 +28,11 @@ def reward_model_from_sft():
 
 
 def reward_config(output_dir, profile, **overrides):
-    """TRL's RewardConfig with the settings that work for the profile (TRL's defaults suit big GPU models)."""
-    stage = profile.stage("reward")
-    settings = dict(
-        output_dir=str(output_dir),
-        max_steps=stage.steps,
-        per_device_train_batch_size=stage.batch_size,  # pairs per step
-        per_device_eval_batch_size=64,
-        learning_rate=stage.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, stage.steps // 20),
+    """TRL's RewardConfig for the profile: the shared settings (batch = preference pairs per step)."""
+    settings = profile.training_settings("reward", output_dir) | dict(
         max_length=profile.max_seq_length,
-        logging_steps=10,
         eval_strategy="steps",
-        eval_steps=max(1, stage.steps // 4),
-        save_strategy="no",
-        seed=profile.seed,
-        data_seed=profile.seed,
-        use_cpu=profile.device == "cpu",
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        report_to="none",
-        **profile.precision(),
+        eval_steps=max(1, profile.stage("reward").steps // 4),
     )
     settings.update(overrides)
     return RewardConfig(**settings)
@@ -67,20 +49,12 @@ def recipe(profile=PROFILES["cpu"]):
 
 
 def is_cached(target=REWARD_DIR, profile=PROFILES["cpu"]):
-    try:
-        return json.loads((target / "recipe.json").read_text()) == recipe(profile)
-    except (OSError, ValueError):
-        return False
+    return cache.built_from(target, recipe(profile))
 
 
 def save_reward_model(model, tokenizer, log_history, target=REWARD_DIR, profile=PROFILES["cpu"]):
     """Save model (safetensors), tokenizer, training log and recipe together, atomically."""
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "log_history.json").write_text(json.dumps(log_history, indent=1))
-        (tmp / "recipe.json").write_text(json.dumps(recipe(profile), indent=1))
-    return target
+    return cache.save_with_recipe(model, tokenizer, log_history, target, recipe(profile))
 
 
 def build_reward_model(target=REWARD_DIR, profile=PROFILES["cpu"]):

@@ -6,7 +6,6 @@ Also what lesson 02 shows on the way: the loss mask token by token (`loss_mask`,
 disconnect (`Disconnect`), and the held-out loss on assistant tokens of any model (`assistant_loss`).
 """
 import html
-import json
 
 import torch
 
@@ -14,8 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, s
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
-from . import base_model, data
-from .paths import ARTIFACTS, atomic_dir
+from . import base_model, cache, data
+from .paths import ARTIFACTS
 from .profiles import PROFILES
 from .tokenizer import TURN_END
 
@@ -23,33 +22,14 @@ SFT_DIR = ARTIFACTS / "sft"
 
 
 def sft_config(output_dir, profile, stage="sft", **overrides):
-    """TRL's SFTConfig with the settings that work for the profile and its training `stage` (steps, batch
-    size, learning rate). TRL's defaults suit big GPU models (bf16, gradient checkpointing, lr 2e-5); on the
-    course model they would only slow down and show nothing."""
-    stage = profile.stage(stage)
-    settings = dict(
-        output_dir=str(output_dir),
-        max_steps=stage.steps,
-        per_device_train_batch_size=stage.batch_size,
-        per_device_eval_batch_size=64,
-        learning_rate=stage.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, stage.steps // 20),
+    """TRL's SFTConfig for the profile's training `stage`: the shared settings, plus what SFT needs."""
+    settings = profile.training_settings(stage, output_dir) | dict(
         weight_decay=0.01,
         max_length=profile.max_seq_length,
         assistant_only_loss=True,  # learn the answers, not the questions
         eos_token=TURN_END,  # a reply ends with <|im_end|>: the model learns to stop there
-        logging_steps=10,
         eval_strategy="steps",
-        eval_steps=max(1, stage.steps // 6),
-        save_strategy="no",
-        seed=profile.seed,
-        data_seed=profile.seed,
-        use_cpu=profile.device == "cpu",
-        gradient_checkpointing=False,
-        dataloader_num_workers=0,
-        report_to="none",
-        **profile.precision(),
+        eval_steps=max(1, profile.stage(stage).steps // 6),
     )
     settings.update(overrides)
     return SFTConfig(**settings)
@@ -63,10 +43,7 @@ def recipe(profile=PROFILES["cpu"]):
 
 
 def is_cached(target=SFT_DIR, profile=PROFILES["cpu"]):
-    try:
-        return json.loads((target / "recipe.json").read_text()) == recipe(profile)
-    except (OSError, ValueError):
-        return False
+    return cache.built_from(target, recipe(profile))
 
 
 def build_sft_model(target=SFT_DIR, profile=PROFILES["cpu"]):
@@ -88,12 +65,8 @@ def build_sft_model(target=SFT_DIR, profile=PROFILES["cpu"]):
 
 def save_sft_model(trainer, target=SFT_DIR, profile=PROFILES["cpu"]):
     """Save the trained model, its tokenizer, training log and recipe together, atomically."""
-    with atomic_dir(target) as tmp:
-        trainer.model.save_pretrained(tmp)
-        trainer.processing_class.save_pretrained(tmp)
-        (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        (tmp / "recipe.json").write_text(json.dumps(recipe(profile), indent=1))
-    return target
+    return cache.save_with_recipe(trainer.model, trainer.processing_class, trainer.state.log_history, target,
+                                  recipe(profile))
 
 
 def load_sft_model(target=SFT_DIR):

@@ -8,7 +8,6 @@ answer in it can be checked by a program, so each lesson can measure what its tr
 
 Every generator takes a `random.Random`, never the global one, so a seed fixes the whole world.
 """
-import random
 import re
 from string import Formatter
 

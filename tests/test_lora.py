@@ -13,9 +13,9 @@ TARGETS = list(lora.LLAMA_LINEARS)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(course_tokenizer):
+def tiny_model(trained_tokenizer):
     torch.manual_seed(0)
-    return LlamaForCausalLM(base_model.base_model_config(course_tokenizer)).eval()
+    return LlamaForCausalLM(base_model.base_model_config(trained_tokenizer)).eval()
 
 
 def ids():

@@ -8,8 +8,8 @@ from ftlab import architectures, base_model, lora, memory
 
 
 @pytest.fixture(scope="module")
-def course_config(course_tokenizer):
-    return base_model.base_model_config(course_tokenizer)
+def course_config(trained_tokenizer):
+    return base_model.base_model_config(trained_tokenizer)
 
 
 def test_parameter_count_from_the_config_matches_the_course_model(course_config):
