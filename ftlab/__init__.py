@@ -2,7 +2,8 @@
 
 Start every lesson with `P = ftlab.setup()`, before importing transformers or trl.
 The modules, by lesson:
-- everywhere: profiles (cpu/gpu settings), paths (where things live, atomic writes), environment (the pins),
+- everywhere: profiles (cpu/gpu settings and shared trainer settings), paths (where things live, atomic writes),
+  cache (models saved with their recipe), environment (the pins),
   world and data (the course datasets), chat and evaluate (measuring), plots, show;
 - 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
 - 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo.
