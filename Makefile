@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The tests run offline: no model or dataset may come from a hub in the cpu profile.
 OFFLINE := FTLAB_PROFILE=cpu HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: install lab test unit notebooks data clean
+.PHONY: install lab test unit notebooks data clean assignments
 
 install: $(BIN)/.installed
 
@@ -20,12 +20,18 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
-# Unit tests first (fast), then each lesson executed top to bottom, one at a time.
+# Unit tests first (fast), then each lesson executed top to bottom, one at a time, then the exercises released and
+# autograded with nbgrader (exercises/test_assignments.py; they use the models the lessons cache).
 test: install
-	$(OFFLINE) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+	$(OFFLINE) $(BIN)/python -m pytest tests notebooks exercises --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
 unit: install
 	$(OFFLINE) $(BIN)/python -m pytest tests
+
+# The student versions of the exercises, solutions removed, for a teacher to hand out: build/course/release/.
+assignments: install
+	mkdir -p build/course
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbgrader generate_assignment "*" --force
 
 # Re-execute the lessons in place, so the committed notebooks carry fresh outputs.
 notebooks: install

@@ -5,6 +5,8 @@ The modules, by lesson:
 - everywhere: profiles (cpu/gpu settings and shared trainer settings), paths (where things live, atomic writes),
   cache (models saved with their recipe), environment (the pins),
   world and data (the course datasets), chat and evaluate (measuring), plots, show;
+- the classroom: classroom (lesson headers: Colab badge and install cell, bilingual titles, the repository's
+  address), exercises (the exercises' checks, one module per lesson);
 - 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
 - 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo.
 """
