@@ -8,7 +8,6 @@ Choose with the environment variable FTLAB_PROFILE (cpu, gpu or auto), or `setup
 """
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -171,7 +170,17 @@ def setup(profile=None, seed=None, quiet=False):
 
 
 def _quiet_import_noise():
-    """Silence warnings printed while Unsloth loads that say nothing about the lesson."""
-    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets: text bars work
+    """Silence warnings printed while Unsloth loads that say nothing about the lesson; progress bars as text."""
+    _text_progress_bars()
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torch.compile internals
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # 4-bit CPU kernels we do not use
+
+
+def _text_progress_bars():
+    """tqdm draws text progress bars, in a notebook too. With ipywidgets installed (nbgrader needs it) tqdm.auto would
+    draw widgets, and a saved notebook keeps only a widget's first frame ("0%") where a text bar keeps its last.
+    It must run before the Hugging Face libraries take tqdm.auto's bar, as setup() does."""
+    import tqdm.auto
+    import tqdm.std
+
+    tqdm.auto.tqdm = tqdm.std.tqdm
