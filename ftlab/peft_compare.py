@@ -1,0 +1,205 @@
+"""One task, one budget, every PEFT method (lesson 07): trained the same way, measured the same way.
+
+The lesson builds each model and trains it with SFTTrainer in plain sight; this module holds what is the same
+for all of them:
+- `PeakMemory`: the memory a training run adds at its peak (the process's memory on a CPU, torch's count on a GPU);
+- `measure()`: one row of the comparison table from a finished run (parameters, time per step, memory,
+  held-out score, bytes saved);
+- the parameter counts of real architectures, by arithmetic and checked on the meta device (no weights, no
+  download), against the usual rules of thumb (`SEED_RANGES`).
+"""
+import ctypes
+import gc
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model
+
+from . import adapters, architectures, lora, memory
+from .paths import atomic_dir
+from .peft_train import held_out_loss, story_rate
+
+# Every method trains with the profile's `peft_compare` stage (same steps, batch and chats); its learning rate is
+# the stage's (LoRA's) unless a method needs its own. The cpu rates are those that worked on the course model in
+# the earlier lessons (02: full, 05: adapter, 06: prompt methods), and for IA3 in trials before the course was
+# written; the gpu rates are the usual ones for a 0.5B model (full fine-tuning 2e-5, soft prompts 3e-2).
+LEARNING_RATES = {
+    "cpu": {"full fine-tuning": 1e-3, "IA3": 3e-2, "adapter (Houlsby)": 1e-2, "prompt tuning": 3e-2,
+            "prefix tuning": 1e-2, "P-tuning": 3e-3},
+    "gpu": {"full fine-tuning": 2e-5, "IA3": 3e-3, "adapter (Houlsby)": 5e-4, "prompt tuning": 3e-2,
+            "prefix tuning": 1e-2, "P-tuning": 1e-3},
+}
+
+
+def learning_rate(profile, method):
+    return LEARNING_RATES[profile.name].get(method, profile.stage("peft_compare").learning_rate)
+
+
+# ---------------------------------------------------------------- memory
+M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number for MALLOC_MMAP_THRESHOLD_
+
+
+def _status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+
+class PeakMemory:
+    """`with PeakMemory(device) as peak: trainer.train()`; then `peak.used` is the most memory the block added
+    over what was in use when it began, in bytes (None where it cannot be measured).
+
+    GPU: torch counts every tensor it allocates; its peak counter is reset at the start.
+    CPU (Linux): the process's resident memory. The kernel's peak (VmHWM) is reset at the start, and glibc is
+    asked to return every freed block of 64 KiB or more to the system at once (as lesson 04's measuring process
+    does with MALLOC_MMAP_THRESHOLD_): otherwise freed tensors stay in the process, and a run after a bigger
+    one would seem to take no memory. Elsewhere (macOS, Windows) the peak cannot be reset: None.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self.used = None
+
+    def __enter__(self):
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated()
+        elif sys.platform.startswith("linux"):
+            ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+            self._start = _status("VmRSS:")
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak (VmHWM) to the memory in use now
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.used = torch.cuda.max_memory_allocated() - self._start
+        elif sys.platform.startswith("linux"):
+            self.used = _status("VmHWM:") - self._start
+        return False
+
+
+def weight_bytes(model):
+    """Bytes of the model's parameters and buffers as stored (4-bit weights count half a byte each)."""
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+# ---------------------------------------------------------------- one row of the table
+@dataclass
+class Row:
+    method: str
+    learning_rate: float
+    trainable: int
+    total: int
+    seconds_per_step: float
+    peak_memory: int | None  # bytes: the weights, plus what training added at its peak
+    held_out_loss: float
+    whole_stories: float
+    saved_bytes: int
+    log_history: list = field(repr=False)
+
+    @property
+    def share(self):
+        return self.trainable / self.total
+
+
+def parameter_counts(model):
+    """(trainable, total): PEFT's count for PEFT models (it counts a 4-bit weight as two parameters, not one
+    byte), else every distinct parameter of the model."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    return lora.trainable_parameters(model)
+
+
+def save(model, directory):
+    """Save what a method needs to be used later (the whole model for full fine-tuning, else the adapter or the
+    prompt alone), atomically; returns the bytes written."""
+    with atomic_dir(directory) as tmp:
+        names = list(adapters.adapter_configs(model))
+        if names:  # ftlab's bottleneck adapters (lesson 05)
+            for name in names:
+                adapters.save_adapter(model, name, tmp / name)
+        else:  # transformers (full model) or PEFT (adapter_config.json, adapter_model.safetensors, README.md)
+            model.save_pretrained(tmp)
+    return sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
+
+
+def slug(method):
+    """A folder name for a method: "adapter (Houlsby)" -> "adapter-houlsby"."""
+    return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+
+
+def measure(method, trainer, peak, test_rows, save_root):
+    """The comparison row of a finished SFTTrainer run; `peak` is the PeakMemory around `trainer.train()`, and
+    what the method saves goes to a folder of its own under `save_root`."""
+    model, tokenizer = trainer.model, trainer.processing_class
+    trainable, total = parameter_counts(model)
+    log = trainer.state.log_history
+    return Row(method=method, learning_rate=trainer.args.learning_rate, trainable=trainable, total=total,
+               seconds_per_step=log[-1]["train_runtime"] / trainer.state.global_step,
+               peak_memory=None if peak.used is None else weight_bytes(model) + peak.used,
+               held_out_loss=held_out_loss(model, tokenizer, test_rows),
+               whole_stories=story_rate(model, tokenizer, test_rows),
+               saved_bytes=save(model, Path(save_root) / slug(method)), log_history=log)
+
+
+# ---------------------------------------------------------------- real architectures
+# Where LoRA goes: the LoRA paper adapted the attention's query and value projections; QLoRA and Unsloth adapt
+# every linear layer of each block.
+LORA_TARGETS = {"q, v": ("q_proj", "v_proj"), "all linear": lora.LLAMA_LINEARS}
+# The rules of thumb the course outline started from: the share of the parameters each family trains.
+SEED_RANGES = {"LoRA": (0.001, 0.01), "Adapter": (0.01, 0.05)}
+
+
+def lora_parameter_count(config, r, targets):
+    """LoRA's parameters on a model config, by arithmetic: r * (in + out) per target matrix per layer."""
+    shapes = dict(zip(lora.LLAMA_LINEARS, memory.linear_shapes(config)))
+    return config.num_hidden_layers * lora.lora_parameters([shapes[t] for t in targets], r)
+
+
+def lora_parameters_on_meta(name, r, targets):
+    """LoRA's parameters as PEFT builds them on the real model, on the meta device (shapes only, no memory)."""
+    model = get_peft_model(architectures.model_without_weights(name),
+                           LoraConfig(r=r, target_modules=list(targets)), low_cpu_mem_usage=True)
+    return model.get_nb_trainable_parameters()[0]
+
+
+def adapter_parameters_on_meta(name, bottleneck_size, placement):
+    """A bottleneck adapter's parameters as ftlab.adapters builds it on the real model, on the meta device."""
+    model = architectures.model_without_weights(name)
+    adapters.add_adapter(model, "count", bottleneck_size, placement)
+    adapters.train_adapter(model, "count")
+    return adapters.trainable_parameters(model)[0]
+
+
+def seed_range_text(family):
+    low, high = SEED_RANGES[family]
+    return f"{low * 100:g}% to {high * 100:g}%"
+
+
+def seed_check(rows, family):
+    """Sentences that say where the shares of `family` ("LoRA" or "Adapter") fall against its seed range.
+
+    rows: dicts with family, setting, model and share. Settings outside the range are grouped by setting."""
+    low, high = SEED_RANGES[family]
+    mine = [r for r in rows if r["family"] == family]
+    inside = sum(low <= r["share"] <= high for r in mine)
+    sentences = [f"{family}: {inside} of {len(mine)} settings fall inside the rule of thumb, "
+                 f"{seed_range_text(family)}."]
+    for side, outside in (("below", lambda share: share < low), ("above", lambda share: share > high)):
+        by_setting = {}
+        for r in mine:
+            if outside(r["share"]):
+                by_setting.setdefault(r["setting"], []).append(r)
+        for setting, out in by_setting.items():
+            shares = [r["share"] for r in out]
+            where = "every model" if len(out) == len({r["model"] for r in mine}) else ", ".join(r["model"] for r in out)
+            span = f"{shares[0]:.2%}" if len(out) == 1 else f"{min(shares):.2%} to {max(shares):.2%}"
+            sentences.append(f"  {side} it: {family} {setting} on {where} ({span}).")
+    return sentences
