@@ -8,7 +8,8 @@ The modules, by lesson:
 - the classroom: classroom (lesson headers: Colab badge and install cell, bilingual titles, the repository's
   address), exercises (the exercises' checks, one module per lesson);
 - 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
-- 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo.
+- 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo;
+- 12 leaderboard (every checkpoint scored alike), gguf_export (GGUF files for llama.cpp).
 """
 from .profiles import Profile, Stage, get_profile, setup
 
