@@ -15,8 +15,8 @@ from torch import nn
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
 from ftlab import adapters, data, ppo, preference, rewards, world
-from ftlab.exercises import (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson08, lesson09,
-                             lesson10, lesson11)
+from ftlab.exercises import (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
+                             lesson09, lesson10, lesson11, lesson12, lesson13)
 
 
 def fails(check, *args, match):
@@ -447,3 +447,201 @@ def test_sample_and_score(model, tokenizer):
     lesson11.sample_and_score(sample, model, tokenizer, rows)
     fails(lesson11.sample_and_score, lambda *a: sample(*a, do_sample=False), model, tokenizer, rows, match="identical")
     fails(lesson11.sample_and_score, lambda *a: sample(*a)[:2], model, tokenizer, rows, match="returned tuple")
+
+
+# ---------------------------------------------------------------- 07 peft compared
+def test_ia3_and_prefix_parameters(model, tokenizer):
+    layers, kv, inner = 2, 32, 64  # the tiny model: 2 blocks, hidden 32 (4 key-value heads of 8), MLP 64
+    ia3, prefix = layers * (2 * kv + inner), 2 * 16 * layers * kv
+    lesson07.ia3_and_prefix_parameters(ia3, prefix, model)
+    fails(lesson07.ia3_and_prefix_parameters, layers * (2 * kv + 32), prefix, model, match="down_proj's output")
+    fails(lesson07.ia3_and_prefix_parameters, ia3 // layers, prefix, model, match="one block")
+    fails(lesson07.ia3_and_prefix_parameters, ia3 + 1, prefix, model, match="too many")
+    fails(lesson07.ia3_and_prefix_parameters, ia3, 16 * 32, model, match="prompt tuning's size")
+    fails(lesson07.ia3_and_prefix_parameters, ia3, prefix // 2, model, match="keys or the values")
+    fails(lesson07.ia3_and_prefix_parameters, ia3, "many", model, match="should be a number")
+    three = LlamaForCausalLM(LlamaConfig(**{**tiny_config(tokenizer).to_dict(), "num_hidden_layers": 3}))
+    fails(lesson07.ia3_and_prefix_parameters, 3 * (2 * kv + inner), 2 * 16 * kv, three, match="one layer")
+
+
+def settings_within(config, budget, houlsby=True, gqa=True, greedy=False):
+    """Exercise 2's answer, and its usual mistakes."""
+    from ftlab import memory
+
+    shapes = memory.linear_shapes(config)
+    if not gqa:
+        shapes = [(config.hidden_size, i) if o < config.hidden_size and i == config.hidden_size else (o, i)
+                  for o, i in shapes]
+    per_rank = config.num_hidden_layers * sum(o + i for o, i in shapes)
+    d, insertions = config.hidden_size, config.num_hidden_layers * (2 if houlsby else 1)
+    return {"LoRA rank": budget // per_rank + greedy, "bottleneck": (budget // insertions - d) // (2 * d + 1),
+            "virtual tokens": budget // d}
+
+
+def test_equal_budget(model):
+    lesson07.equal_budget(settings_within, model)
+    fails(lesson07.equal_budget, lambda c, b: settings_within(c, b, gqa=False), model, match="grouped-query")
+    fails(lesson07.equal_budget, lambda c, b: settings_within(c, b, houlsby=False), model, match="two insertions")
+    fails(lesson07.equal_budget, lambda c, b: settings_within(c, b, greedy=True), model, match="over the budget")
+    fails(lesson07.equal_budget, lambda c, b: {**settings_within(c, b), "virtual tokens": 1}, model,
+          match="still within")
+    fails(lesson07.equal_budget, lambda c, b: {"rank": 1}, model, match="keys")
+
+
+@pytest.fixture(scope="module")
+def dora_model(model):
+    dora = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"],
+                                                           use_dora=True))
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name, p in dora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.2)
+            elif "lora_magnitude_vector" in name:
+                p.mul_(1 + 0.3 * torch.randn_like(p))
+    return dora
+
+
+def test_dora_merged_weight(dora_model, lora_model):
+    q = dora_model.base_model.model.model.layers[0].self_attn.q_proj
+    W, A, B, s = q.base_layer.weight, q.lora_A["default"].weight, q.lora_B["default"].weight, q.scaling["default"]
+    m = q.lora_magnitude_vector["default"].weight[:, None]
+    combined = W + s * B @ A
+    lesson07.dora_merged_weight(m * combined / combined.norm(dim=1, keepdim=True), dora_model)
+    fails(lesson07.dora_merged_weight, combined, dora_model, match="plain LoRA merge")
+    fails(lesson07.dora_merged_weight, combined / combined.norm(dim=1, keepdim=True), dora_model, match="length 1")
+    fails(lesson07.dora_merged_weight, m * combined / combined.norm(dim=0, keepdim=True), dora_model,
+          match="columns")
+    fails(lesson07.dora_merged_weight, m * combined / W.norm(dim=1, keepdim=True), dora_model,
+          match="before the update")
+    fails(lesson07.dora_merged_weight, m * (W + B @ A) / (W + B @ A).norm(dim=1, keepdim=True), dora_model,
+          match="scale")
+    fails(lesson07.dora_merged_weight, combined[:, :5], dora_model, match="shape")
+    fails(lesson07.dora_merged_weight, W, lora_model, match="no DoRA magnitude")
+
+
+# ---------------------------------------------------------------- 12 evaluate and export
+def test_f16_tensor_bytes(model, tokenizer):
+    state = model.state_dict()
+    exported = {k: v for k, v in state.items() if k != "lm_head.weight"}
+    matrices = sum(v.numel() for v in exported.values() if v.dim() > 1)
+    vectors = sum(v.numel() for v in exported.values() if v.dim() == 1)
+    right = 2 * matrices + 4 * vectors
+    lesson12.f16_tensor_bytes(right, model, tokenizer)
+    fails(lesson12.f16_tensor_bytes, matrices + vectors, model, tokenizer, match="parameters, not bytes")
+    fails(lesson12.f16_tensor_bytes, 4 * (matrices + vectors), model, tokenizer, match="f32 file")
+    fails(lesson12.f16_tensor_bytes, 2 * (matrices + vectors), model, tokenizer, match="norm weights")
+    fails(lesson12.f16_tensor_bytes, right + 2 * state["lm_head.weight"].numel(), model, tokenizer, match="lm_head")
+    fails(lesson12.f16_tensor_bytes, right - 2, model, tokenizer, match="too few")
+
+
+def test_rope_permutation():
+    from ftlab.gguf_export import rope_permute
+
+    lesson12.rope_permutation(rope_permute)
+    lesson12.rope_permutation(lambda w, n: torch.as_tensor(rope_permute(w, n)))  # a tensor is fine
+    fails(lesson12.rope_permutation, lambda w, n: w, match="leaves the rows")
+    fails(lesson12.rope_permutation, lambda w, n: rope_permute(w.T, n).T if w.shape[1] % (2 * n) == 0 else w,
+          match="moves the columns")
+    fails(lesson12.rope_permutation, lambda w, n: w.reshape(n, -1, 2, w.shape[1]).swapaxes(1, 2).reshape(w.shape),
+          match="inverse")
+    fails(lesson12.rope_permutation, lambda w, n: rope_permute(w, n).reshape(n, -1, w.shape[1])[::-1].reshape(w.shape),
+          match="attention scores")
+    fails(lesson12.rope_permutation, lambda w, n: rope_permute(w, n)[:-1], match="shape")
+    fails(lesson12.rope_permutation, lambda w, n: rope_permute(w, n).tolist(), match="returned list")
+
+
+def quantize_q8_0(weight, divide=127, absolute=True, scale_dtype="float16", rounding="gguf", per_row=False,
+                  safe=True):
+    """Exercise 3's answer, and its usual mistakes."""
+    import numpy as np
+
+    blocks = weight.reshape(weight.shape[0], -1) if per_row else weight.reshape(-1, 32)
+    top = np.abs(blocks).max(axis=1, keepdims=True) if absolute else blocks.max(axis=1, keepdims=True)
+    scales = top / divide
+    if safe:
+        with np.errstate(divide="ignore"):
+            inverse = np.where(scales == 0, 0, 1 / scales)
+        scaled = blocks * inverse
+    else:
+        scaled = blocks / scales
+    quants = {"gguf": lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5), "numpy": np.round, "trunc": np.trunc}[rounding](
+        scaled).astype(np.int8)
+    return scales.astype(scale_dtype).ravel(), quants
+
+
+def test_q8_0(model):
+    weight = model.model.layers[0].mlp.down_proj.weight.detach().numpy()  # 32 x 64: two blocks a row
+    lesson12.q8_0(quantize_q8_0, weight)
+    lesson12.q8_0(lambda w: quantize_q8_0(w, rounding="numpy"), weight)  # ties to even: never a tie here
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w, divide=128), weight, match="divide by 128")
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w, absolute=False), weight, match="largest weight")
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w, scale_dtype="float32"), weight, match="float16")
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w, rounding="trunc"), weight, match="truncated")
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w, per_row=True), weight, match="one scale per row")
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w, safe=False), weight, match="divides by zero")
+    fails(lesson12.q8_0, lambda w: quantize_q8_0(w)[1], weight, match="return \\(scales, quants\\)")
+
+
+# ---------------------------------------------------------------- 13 scaling out
+def alpaca_row(row, system_field="system", system_into_instruction=False):
+    messages = row["messages"]
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    user, reply = messages[-2]["content"], messages[-1]["content"]
+    if system_into_instruction:
+        return {"instruction": system, "input": user, "output": reply} if system else \
+            {"instruction": user, "input": "", "output": reply}
+    return {"instruction": user, "input": "", "output": reply, system_field: system}
+
+
+def test_alpaca_rows():
+    columns = {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}
+    lesson13.alpaca_rows(alpaca_row, columns)
+    lesson13.alpaca_rows(lambda r: alpaca_row(r, "sys"), {"system": "sys"})  # the other columns keep their defaults
+    fails(lesson13.alpaca_rows, alpaca_row, {}, match="no system prompt")
+    fails(lesson13.alpaca_rows, lambda r: alpaca_row(r, "sys"), columns, match="reads the system prompt ''")
+    fails(lesson13.alpaca_rows, lambda r: alpaca_row(r, system_into_instruction=True), columns,
+          match="joins instruction and input")
+    fails(lesson13.alpaca_rows, lambda r: {**alpaca_row(r), "output": None}, columns, match="reads your row as")
+    fails(lesson13.alpaca_rows, alpaca_row, {**columns, "messages": "messages"}, match="does not read")
+    fails(lesson13.alpaca_rows, alpaca_row, None, match="is NoneType")
+
+
+def fewest_gpus(parameters, gpu_bytes, strategy, rounding=math.ceil, never=True):
+    from ftlab import launch
+
+    sharded = sum(b for p, b in launch.STATE_BYTES.items() if p in launch.SHARDS[strategy]) * parameters
+    whole = sum(b for p, b in launch.STATE_BYTES.items() if p not in launch.SHARDS[strategy]) * parameters
+    if whole + sharded <= gpu_bytes:
+        return 1
+    if whole >= gpu_bytes or not sharded:
+        return None if never else 1024
+    return rounding(sharded / (gpu_bytes - whole))
+
+
+def test_fewest_gpus():
+    lesson13.fewest_gpus(fewest_gpus)
+    fails(lesson13.fewest_gpus, lambda *a: fewest_gpus(*a, never=False), match="no number of GPUs is enough")
+    fails(lesson13.fewest_gpus, lambda *a: fewest_gpus(*a, rounding=math.floor), match="more than")
+    fails(lesson13.fewest_gpus, lambda *a: fewest_gpus(*a, rounding=lambda x: math.ceil(x) + 1), match="enough already")
+    fails(lesson13.fewest_gpus, lambda *a: str(fewest_gpus(*a)), match="expected a number of GPUs")
+
+
+def test_rows_in_step():
+    def right(order, per_device, processes, accumulation, rank, step):
+        batches = [order[i:i + per_device] for i in range(0, len(order), per_device)]
+        mine = batches[rank::processes]
+        return [row for batch in mine[(step - 1) * accumulation:step * accumulation] for row in batch]
+
+    def neighbours(order, per_device, processes, accumulation, rank, step):
+        first = ((step - 1) * processes + rank) * accumulation * per_device
+        return order[first:first + accumulation * per_device]
+
+    lesson13.rows_in_step(right)
+    lesson13.rows_in_step(lambda *a: tuple(right(*a)))  # any sequence
+    fails(lesson13.rows_in_step, neighbours, match="neighbouring batches")
+    fails(lesson13.rows_in_step, lambda o, b, n, acc, r, s: right(o, b, n, 1, r, s), match="rows, expected")
+    fails(lesson13.rows_in_step, lambda o, b, n, acc, r, s: right(o, b, n, acc, r, s + 1), match="rows of step")
+    fails(lesson13.rows_in_step, lambda *a: sorted(right(*a)), match="another order")
+    fails(lesson13.rows_in_step, lambda o, b, n, acc, r, s: right(o, b, n, acc, (r + 1) % n, s), match="you say")
+    fails(lesson13.rows_in_step, lambda *a: 5, match="returned int")
