@@ -10,7 +10,7 @@ OFFLINE := FTLAB_PROFILE=cpu HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS
 # support, which the course does not use, that takes 3.6 minutes on 2 cores instead of 6.3.
 LLAMA_CPP_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF
 
-.PHONY: install lab test unit notebooks data clean assignments
+.PHONY: install lab test unit notebooks data clean assignments llamafactory llamafactory-check
 
 install: $(BIN)/.installed
 
@@ -24,12 +24,29 @@ lab: install
 	$(BIN)/jupyter lab notebooks/
 
 # Unit tests first (fast), then each lesson executed top to bottom, one at a time, then the exercises released and
-# autograded with nbgrader (exercises/test_assignments.py; they use the models the lessons cache).
+# autograded with nbgrader (exercises/test_assignments.py; they use the models the lessons cache), then the course
+# through LLaMA-Factory in its own environment (llamafactory-check, lesson 13).
 test: install
 	$(OFFLINE) $(BIN)/python -m pytest tests notebooks exercises --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+	$(MAKE) llamafactory-check
 
 unit: install
 	$(OFFLINE) $(BIN)/python -m pytest tests
+
+# LLaMA-Factory (lesson 13) in its own environment: its pins (transformers <= 5.6, trl <= 0.24, ...) conflict with
+# the course's. It shares the course's torch; scripts/llamafactory_env.py says how and why.
+LF_VENV := .venv-llamafactory
+llamafactory: $(LF_VENV)/.installed
+
+$(LF_VENV)/.installed: $(BIN)/.installed requirements-llamafactory.txt scripts/llamafactory_env.py
+	$(BIN)/python scripts/llamafactory_env.py $(LF_VENV)
+	touch $@
+
+# The course data, its chat template, and the LoRA and DPO lessons run through LLaMA-Factory's own loader, template
+# and `llamafactory-cli train` (scripts/llamafactory_check.py). `make test` ends with it.
+llamafactory-check: llamafactory
+	$(OFFLINE) $(BIN)/ftlab llamafactory-export
+	$(OFFLINE) $(LF_VENV)/bin/python scripts/llamafactory_check.py
 
 # The student versions of the exercises, solutions removed, for a teacher to hand out: build/course/release/.
 assignments: install

@@ -9,7 +9,9 @@ The modules, by lesson:
   address), exercises (the exercises' checks, one module per lesson);
 - 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
 - 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo;
-- 12 leaderboard (every checkpoint scored alike), gguf_export (GGUF files for llama.cpp).
+- 12 leaderboard (every checkpoint scored alike), gguf_export (GGUF files for llama.cpp);
+- 13 launch (training as a script from a run config, on as many processes as a launcher starts), llamafactory
+  (the course datasets in LLaMA-Factory's formats).
 """
 from .profiles import Profile, Stage, get_profile, setup
 

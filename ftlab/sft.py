@@ -1,7 +1,8 @@
 """The course SFT model: the base model fine-tuned on the course chats (lesson 02), the start of alignment.
 
 Lesson 02 trains it step by step; lessons 08-11 call `load_sft_model()`, which reads it from artifacts/sft/
-and, when it is missing or was built by another recipe, rebuilds it with `build_sft_model()`.
+and, when it is missing or was built by another recipe, rebuilds it with `build_sft_model()`. Lesson 13 runs the
+same recipe (`sft_trainer`) as a script, `ftlab sft --config`, on one process or several.
 Also what lesson 02 shows on the way: the loss mask token by token (`loss_mask`, `MaskView`), a simulated
 disconnect (`Disconnect`), and the held-out loss on assistant tokens of any model (`assistant_loss`).
 """
@@ -46,18 +47,35 @@ def is_cached(target=SFT_DIR, profile=PROFILES["cpu"]):
     return cache.built_from(target, recipe(profile))
 
 
-def build_sft_model(target=SFT_DIR, profile=PROFILES["cpu"]):
-    """Lesson 02's full-parameter SFT in one function: base model, SFTTrainer, save. Returns the trainer."""
-    model, tokenizer = base_model.load_base_model()
+def start_model(profile):
+    """(model, tokenizer) that SFT starts from: the course base model in the cpu profile; in the gpu profile the
+    profile's chat model through Unsloth, every weight trainable, as lesson 02 loads it."""
+    if profile.name == "cpu":
+        return base_model.load_base_model()
+    from unsloth import FastLanguageModel
+
+    return FastLanguageModel.from_pretrained(profile.model_name, max_seq_length=profile.max_seq_length,
+                                             load_in_4bit=False, full_finetuning=True)
+
+
+def sft_trainer(output_dir, profile=PROFILES["cpu"], **overrides):
+    """Lesson 02's full-parameter SFT run, ready to train: the start model, the course chats, `sft_config`.
+    `overrides` are SFTConfig fields (the command line `ftlab sft --config` passes its config's here)."""
+    model, tokenizer = start_model(profile)
     chats = data.load("sft")
     set_seed(profile.seed)
-    trainer = SFTTrainer(
+    return SFTTrainer(
         model=model,
-        args=sft_config(ARTIFACTS / "runs" / "sft", profile),
+        args=sft_config(output_dir, profile, **overrides),
         train_dataset=chats["train"].remove_columns(["task", "answer"]),
         eval_dataset=chats["test"].remove_columns(["task", "answer"]),
         processing_class=tokenizer,
     )
+
+
+def build_sft_model(target=SFT_DIR, profile=PROFILES["cpu"]):
+    """Lesson 02's full-parameter SFT in one function: base model, SFTTrainer, save. Returns the trainer."""
+    trainer = sft_trainer(ARTIFACTS / "runs" / "sft", profile)
     trainer.train()
     save_sft_model(trainer, target, profile)
     return trainer
