@@ -43,7 +43,7 @@ CHECKPOINTS = [
     Checkpoint("LoRA r=8", "03", "lora", SAVED_DIR / "lora"),
     Checkpoint("LoRA math adapter", "03", "lora", ARTIFACTS / "adapters" / "math"),
     Checkpoint("LoRA story adapter", "03", "lora", ARTIFACTS / "adapters" / "story"),
-    Checkpoint("bottleneck math adapter", "05", "bottleneck", ARTIFACTS / "adapters" / "math"),
+    Checkpoint("bottleneck math adapter", "05", "bottleneck", ARTIFACTS / "adapters" / "bottleneck-math"),
     Checkpoint("PPO", "09", "model", SAVED_DIR / "ppo"),
     Checkpoint("DPO", "10", "model", SAVED_DIR / "dpo"),
     Checkpoint("GRPO", "11", "model", SAVED_DIR / "grpo"),
