@@ -109,8 +109,8 @@ def run_sft(config_path, output_dir=None):
                              f"{config_path}, key 'global_batch_size'")
     output_dir = ROOT / (output_dir or config["output_dir"])
     trainer = sft.sft_trainer(output_dir, profile, per_device_train_batch_size=batch, **config["training"])
-    print(f"ftlab: process {state.process_index} of {state.num_processes} ({state.distributed_type.value}), "
-          f"batch {batch} per process, {torch.get_num_threads()} torch threads", flush=True)
+    say(f"ftlab: process {state.process_index} of {state.num_processes} ({state.distributed_type.value}), "
+        f"batch {batch} per process, {torch.get_num_threads()} torch threads")
 
     seen = gather_object([first_batches(trainer, FIRST_STEPS)])  # one entry per process, in rank order
     result = trainer.train()
@@ -129,10 +129,17 @@ def run_sft(config_path, output_dir=None):
     }
     if state.is_main_process:
         atomic_write_text(output_dir / "run.json", json.dumps(record, indent=1))
-        print(f"ftlab: {result.global_step} steps in {result.metrics['train_runtime']:.1f} s, "
-              f"final training loss {final_loss(record):.4f}; wrote {output_dir / 'run.json'}", flush=True)
+        say(f"ftlab: {result.global_step} steps in {result.metrics['train_runtime']:.1f} s, "
+            f"final training loss {final_loss(record):.4f}; wrote {output_dir / 'run.json'}")
     state.wait_for_everyone()
     return record
+
+
+def say(line):
+    """Write one line, newline included, in one write: `print` writes the text and the newline separately, and
+    the lines of processes printing at the same moment would come out run together."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
 
 
 def report_processes():
@@ -145,8 +152,8 @@ def report_processes():
     # cpu=True matters: without it, processes that find no GPU do not join the launcher's group (gloo) and each
     # reports, and would train, alone.
     state = PartialState(cpu=get_profile().device == "cpu")
-    print(f"ftlab: process {state.process_index} of {state.num_processes} "
-          f"({state.distributed_type.value}, backend {state.backend})", flush=True)
+    say(f"ftlab: process {state.process_index} of {state.num_processes} "
+        f"({state.distributed_type.value}, backend {state.backend})")
 
 
 def first_batches(trainer, steps):
