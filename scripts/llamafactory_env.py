@@ -72,8 +72,8 @@ def build(env):
     (site / "torchaudio").mkdir()
     (site / "torchaudio" / "__init__.py").write_text(TORCHAUDIO_STANDIN)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--no-deps", LLAMAFACTORY], check=True)
     subprocess.run([*pip, "-r", str(REQUIREMENTS), *torch_python_requirements()], check=True)
+    subprocess.run([*pip, "--no-deps", LLAMAFACTORY], check=True)  # last: pip then lists no unmet requirements
     subprocess.run([str(python), "-c", "import torch, llamafactory.train.tuner; print('LLaMA-Factory', "
                     "llamafactory.__version__ if hasattr(llamafactory, '__version__') else '', 'with torch', "
                     "torch.__version__)"], check=True)
