@@ -12,7 +12,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llam
 
 from . import cache, data
 from .paths import ARTIFACTS
-from .profiles import PROFILES
+from .profiles import course_profile
 from .tokenizer import train_tokenizer
 
 BASE_DIR = ARTIFACTS / "base"
@@ -59,24 +59,26 @@ def pretraining_arguments(output_dir, profile):
                              weight_decay=0.1, eval_strategy="steps", eval_steps=max(1, steps // 8))
 
 
-def recipe(profile=PROFILES["cpu"]):
+def recipe(profile=None):
     """Everything that decides the base model; a cached model built from another recipe is rebuilt."""
+    profile = profile or course_profile()
     corpus_hash = hashlib.sha256(data.path("corpus", "train").read_bytes()).hexdigest()
     return {"shape": MODEL_SHAPE, "block_size": BLOCK_SIZE, "eval_share": EVAL_SHARE,
             "pretrain": vars(profile.stage("pretrain")), "seed": profile.seed, "corpus_sha256": corpus_hash}
 
 
-def save_base_model(model, tokenizer, log_history, target=BASE_DIR, profile=PROFILES["cpu"]):
+def save_base_model(model, tokenizer, log_history, target=BASE_DIR, profile=None):
     """Save model (safetensors), tokenizer, training log and recipe together, atomically."""
     return cache.save_with_recipe(model, tokenizer, log_history, target, recipe(profile))
 
 
-def is_cached(target=BASE_DIR, profile=PROFILES["cpu"]):
+def is_cached(target=BASE_DIR, profile=None):
     return cache.built_from(target, recipe(profile))
 
 
-def build_base_model(target=BASE_DIR, profile=PROFILES["cpu"]):
+def build_base_model(target=BASE_DIR, profile=None):
     """Lesson 01 in one function: tokenizer, blocks, model, pretraining, save. Returns the Trainer."""
+    profile = profile or course_profile()
     texts = corpus_texts()
     tokenizer = train_tokenizer(texts)
     train_texts, eval_texts = split_corpus(texts)

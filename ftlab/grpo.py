@@ -11,14 +11,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from . import data, sft
 from .paths import ARTIFACTS
-from .profiles import PROFILES, Stage
+from .profiles import Stage, course_profile
 
 EARLY_SFT_DIR = ARTIFACTS / "sft-early"
 EARLY_SFT_STEPS = 150
 
 
-def early_sft_profile(profile=PROFILES["cpu"]):
+def early_sft_profile(profile=None):
     """The profile with its SFT stage cut to EARLY_SFT_STEPS steps."""
+    profile = profile or course_profile()
     stage = profile.stage("sft")
     return dataclasses.replace(profile, stages={**profile.stages, "sft": Stage(EARLY_SFT_STEPS, stage.batch_size,
                                                                                  stage.learning_rate)})

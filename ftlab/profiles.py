@@ -5,7 +5,10 @@
 - gpu: the default with CUDA (Colab, a workstation). A real small chat model through Unsloth, bf16
   or 4-bit, longer runs.
 Choose with the environment variable FTLAB_PROFILE (cpu, gpu or auto), or `setup(profile=...)`.
+Every training of a session takes its seed from FTLAB_SEED (0 when unset), or `setup(seed=...)`: the course's
+own models (base, SFT, reward) are rebuilt at another seed, so a lesson's claims can be checked beyond one run.
 """
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -119,8 +122,24 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
+def session_seed():
+    """The seed of every training in this session: FTLAB_SEED, 0 when unset."""
+    value = os.environ.get("FTLAB_SEED", "0")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"FTLAB_SEED={value!r}: the seed must be a whole number, such as 0 or 1") from None
+
+
+def course_profile():
+    """The cpu profile at the session's seed: the recipe of the course's own models (base, SFT, early SFT, reward
+    model), which they are built and cached with whichever profile a lesson runs in."""
+    return get_profile("cpu")
+
+
 def get_profile(name=None):
-    """The profile called `name`, else FTLAB_PROFILE, else gpu when CUDA is there and cpu when not."""
+    """The profile called `name`, else FTLAB_PROFILE, else gpu when CUDA is there and cpu when not; at the
+    session's seed."""
     name = (name or os.environ.get("FTLAB_PROFILE") or "auto").lower()
     if name == "auto":
         name = "gpu" if cuda_available() else "cpu"
@@ -128,7 +147,7 @@ def get_profile(name=None):
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)} or auto")
     if name == "gpu" and not cuda_available():
         raise RuntimeError("the gpu profile needs CUDA, and torch sees no GPU here: use the cpu profile")
-    return PROFILES[name]
+    return dataclasses.replace(PROFILES[name], seed=session_seed())
 
 
 def library_versions():
@@ -142,14 +161,19 @@ def library_versions():
 
 
 def setup(profile=None, seed=None, quiet=False):
-    """Start a lesson: choose the profile, go offline in the cpu profile, import Unsloth, seed everything.
+    """Start a lesson: choose the profile and the seed, go offline in the cpu profile, import Unsloth, seed
+    everything.
 
     Call it first, before importing transformers or trl: the offline switches are read when the
     Hugging Face libraries are imported, and Unsloth patches them when it is imported before them.
+    `seed` overrides FTLAB_SEED for the whole session (it is written back to the environment, where the
+    course's model caches read it).
     """
     import torch
 
     _quiet_import_noise()
+    if seed is not None:
+        os.environ["FTLAB_SEED"] = str(seed)
     chosen = get_profile(profile)
     if chosen.name == "cpu":
         for switch in OFFLINE_SWITCHES:
@@ -161,10 +185,10 @@ def setup(profile=None, seed=None, quiet=False):
 
     from transformers import set_seed
 
-    set_seed(chosen.seed if seed is None else seed)
+    set_seed(chosen.seed)
     if not quiet:
         device = torch.cuda.get_device_name(0) if chosen.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        print(f"profile: {chosen.name}   device: {device}   model: {chosen.model_name}")
+        print(f"profile: {chosen.name}   seed: {chosen.seed}   device: {device}   model: {chosen.model_name}")
         print("   ".join(f"{lib} {version}" for lib, version in library_versions().items()))
     return chosen
 

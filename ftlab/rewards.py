@@ -12,7 +12,7 @@ from trl import RewardConfig, RewardTrainer
 
 from . import cache, data, sft
 from .paths import ARTIFACTS
-from .profiles import PROFILES
+from .profiles import course_profile
 
 REWARD_DIR = ARTIFACTS / "reward"
 
@@ -43,22 +43,24 @@ def preference_pairs(split):
     return data.load("preferences")[split].remove_columns(["kind"])
 
 
-def recipe(profile=PROFILES["cpu"]):
+def recipe(profile=None):
+    profile = profile or course_profile()
     return {"sft": sft.recipe(profile), "reward": vars(profile.stage("reward")), "seed": profile.seed,
             "data": [data.path("preferences", s).stat().st_size for s in data.SPLITS["preferences"]]}
 
 
-def is_cached(target=REWARD_DIR, profile=PROFILES["cpu"]):
+def is_cached(target=REWARD_DIR, profile=None):
     return cache.built_from(target, recipe(profile))
 
 
-def save_reward_model(model, tokenizer, log_history, target=REWARD_DIR, profile=PROFILES["cpu"]):
+def save_reward_model(model, tokenizer, log_history, target=REWARD_DIR, profile=None):
     """Save model (safetensors), tokenizer, training log and recipe together, atomically."""
     return cache.save_with_recipe(model, tokenizer, log_history, target, recipe(profile))
 
 
-def build_reward_model(target=REWARD_DIR, profile=PROFILES["cpu"]):
+def build_reward_model(target=REWARD_DIR, profile=None):
     """Lesson 08 in one function: SFT trunk + scalar head, RewardTrainer on the pairs, save. Returns the trainer."""
+    profile = profile or course_profile()
     set_seed(profile.seed)  # the new head's initial weights depend on it
     model, tokenizer = reward_model_from_sft()
     trainer = RewardTrainer(

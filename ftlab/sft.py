@@ -16,7 +16,7 @@ from trl.chat_template_utils import get_training_chat_template, has_generation_m
 
 from . import base_model, cache, data
 from .paths import ARTIFACTS
-from .profiles import PROFILES
+from .profiles import course_profile
 from .tokenizer import TURN_END
 
 SFT_DIR = ARTIFACTS / "sft"
@@ -36,14 +36,15 @@ def sft_config(output_dir, profile, stage="sft", **overrides):
     return SFTConfig(**settings)
 
 
-def recipe(profile=PROFILES["cpu"]):
+def recipe(profile=None):
     """Everything that decides the SFT model, including the base model's own recipe."""
+    profile = profile or course_profile()
     return {"base": base_model.recipe(profile), "sft": vars(profile.stage("sft")),
             "max_length": profile.max_seq_length, "seed": profile.seed,
             "data": [data.path("sft", s).stat().st_size for s in data.SPLITS["sft"]]}
 
 
-def is_cached(target=SFT_DIR, profile=PROFILES["cpu"]):
+def is_cached(target=SFT_DIR, profile=None):
     return cache.built_from(target, recipe(profile))
 
 
@@ -58,9 +59,10 @@ def start_model(profile):
                                              load_in_4bit=False, full_finetuning=True)
 
 
-def sft_trainer(output_dir, profile=PROFILES["cpu"], **overrides):
+def sft_trainer(output_dir, profile=None, **overrides):
     """Lesson 02's full-parameter SFT run, ready to train: the start model, the course chats, `sft_config`.
     `overrides` are SFTConfig fields (the command line `ftlab sft --config` passes its config's here)."""
+    profile = profile or course_profile()
     model, tokenizer = start_model(profile)
     chats = data.load("sft")
     set_seed(profile.seed)
@@ -73,7 +75,7 @@ def sft_trainer(output_dir, profile=PROFILES["cpu"], **overrides):
     )
 
 
-def build_sft_model(target=SFT_DIR, profile=PROFILES["cpu"]):
+def build_sft_model(target=SFT_DIR, profile=None):
     """Lesson 02's full-parameter SFT in one function: base model, SFTTrainer, save. Returns the trainer."""
     trainer = sft_trainer(ARTIFACTS / "runs" / "sft", profile)
     trainer.train()
@@ -81,7 +83,7 @@ def build_sft_model(target=SFT_DIR, profile=PROFILES["cpu"]):
     return trainer
 
 
-def save_sft_model(trainer, target=SFT_DIR, profile=PROFILES["cpu"]):
+def save_sft_model(trainer, target=SFT_DIR, profile=None):
     """Save the trained model, its tokenizer, training log and recipe together, atomically."""
     return cache.save_with_recipe(trainer.model, trainer.processing_class, trainer.state.log_history, target,
                                   recipe(profile))

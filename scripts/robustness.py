@@ -1,0 +1,155 @@
+"""Do the lessons' claims hold beyond the run that wrote them? `make robustness` runs this.
+
+Each setting (a seed, or a seed with torch's CPU kernels limited to AVX2, as on another CPU) runs the lessons in
+order, in a fresh artifacts folder of its own, so the course's models are rebuilt from scratch at that seed. Every
+`claims.holds(...)` of every lesson is recorded (FTLAB_CLAIMS) and the lessons run on past a failing claim
+(FTLAB_CLAIMS_KEEP_GOING), so one pass measures every claim. Then a table: per lesson and claim, the threshold,
+min / median / max over the seeds, the value under limited kernels, and whether it held everywhere.
+
+    python scripts/robustness.py                              # seeds 0-4 and limited kernels, every lesson
+    python scripts/robustness.py --seeds 1 2 --lessons 02 05  # a quick look at two lessons
+    python scripts/robustness.py --table-only                 # the table from what earlier runs recorded
+
+A setting's finished lessons are skipped when run again (delete its folder to redo them). Exit status 1 when a
+claim failed or a lesson raised an error.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+LIMITED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def settings(seeds, limited_seed):
+    """(name, environment) per setting: one per seed, and the limited kernels at `limited_seed` (None: none)."""
+    out = [(f"seed-{s}", {"FTLAB_SEED": str(s)}) for s in seeds]
+    if limited_seed is not None:
+        out.append((f"seed-{limited_seed}-avx2", {"FTLAB_SEED": str(limited_seed), **LIMITED_KERNELS}))
+    return out
+
+
+def lessons(selected):
+    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return [nb for nb in found if not selected or nb.name[:2] in selected]
+
+
+def run_lesson(notebook, folder, environment, profile, timeout):
+    """Execute one lesson into `folder`; returns (seconds, error cells). Claims go to claims-NN.jsonl there."""
+    lesson = notebook.name[:2]
+    claims_file = folder / f"claims-{lesson}.jsonl"
+    claims_file.unlink(missing_ok=True)
+    env = {**os.environ, **OFFLINE, **environment, "FTLAB_PROFILE": profile, "FTLAB_LESSON": notebook.stem,
+           "FTLAB_ARTIFACTS": str(folder / "artifacts"), "FTLAB_CLAIMS": str(claims_file),
+           "FTLAB_CLAIMS_KEEP_GOING": "1"}
+    start = time.time()
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
+                    f"--ExecutePreprocessor.timeout={timeout}", "--output-dir", str(folder / "notebooks"),
+                    str(notebook)], env=env, cwd=NOTEBOOKS, check=True, capture_output=True)
+    seconds = time.time() - start
+    executed = json.loads((folder / "notebooks" / notebook.name).read_text())
+    errors = [f"cell {i}: {o['ename']}: {o['evalue'][:200]}" for i, cell in enumerate(executed["cells"])
+              for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    (folder / f"done-{lesson}.json").write_text(json.dumps({"seconds": seconds, "errors": errors}))
+    return seconds, errors
+
+
+def collect(root, names):
+    """{setting: [claim rows]} and {setting: {lesson: done record}} from what the runs left in `root`."""
+    claims, done = {}, {}
+    for name in names:
+        folder = root / name
+        claims[name] = [json.loads(line) for f in sorted(folder.glob("claims-*.jsonl"))
+                        for line in f.read_text().splitlines() if line.strip()]
+        done[name] = {f.stem.split("-")[1]: json.loads(f.read_text()) for f in sorted(folder.glob("done-*.json"))}
+    return claims, done
+
+
+def table(claims, names):
+    """Markdown rows: lesson, claim, threshold, seeds min / median / max, limited kernels, holds everywhere."""
+    seeds = [n for n in names if not n.endswith("-avx2")]
+    limited = [n for n in names if n.endswith("-avx2")]
+    order, values = [], {}
+    for name in names:
+        for row in claims[name]:
+            key = (row["lesson"][:2], row["claim"], row["op"], row["threshold"])
+            if key not in values:
+                order.append(key)
+                values[key] = {}
+            values[key].setdefault(name, []).append(row["value"])
+    lines = ["| lesson | claim | threshold | seeds: min / median / max | limited kernels | held |",
+             "|---|---|---|---|---|---|"]
+    failed = 0
+    for key in sorted(order, key=lambda k: (k[0], order.index(k))):
+        lesson, claim, op, threshold = key
+        by_setting = values[key]
+        seen = [v for n in seeds for v in by_setting.get(n, [])]
+        spread = (f"{min(seen):.3g} / {statistics.median(seen):.3g} / {max(seen):.3g} ({len(seen)} runs)"
+                  if seen else "-")
+        avx2 = ", ".join(f"{v:.3g}" for n in limited for v in by_setting.get(n, [])) or "-"
+        every = [v for vs in by_setting.values() for v in vs]
+        ok = all(eval_op(v, op, threshold) for v in every)
+        missing = [n for n in names if n not in by_setting]
+        failed += not ok or bool(missing)
+        verdict = "yes" if ok and not missing else ("NO" if not ok else "not reached in " + ", ".join(missing))
+        lines.append(f"| {lesson} | {claim} | {op} {threshold:g} | {spread} | {avx2} | {verdict} |")
+    return lines, failed
+
+
+def eval_op(value, op, threshold):
+    return {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold, "<": value < threshold}[op]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--limited-seed", type=int, default=0,
+                        help="the seed of the limited-kernel setting (-1: no such setting)")
+    parser.add_argument("--lessons", nargs="*", default=[], help="two-digit lesson numbers (default: all)")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--root", type=Path, default=ROOT / "artifacts" / "robustness")
+    parser.add_argument("--report", type=Path, help="also write the table to this markdown file")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args(argv)
+
+    root = args.root / args.profile
+    names_envs = settings(args.seeds, None if args.limited_seed < 0 else args.limited_seed)
+    if not args.table_only:
+        for name, environment in names_envs:
+            folder = root / name
+            (folder / "notebooks").mkdir(parents=True, exist_ok=True)
+            for notebook in lessons(args.lessons):
+                if (folder / f"done-{notebook.name[:2]}.json").exists():
+                    continue
+                seconds, errors = run_lesson(notebook, folder, environment, args.profile, args.timeout)
+                print(f"{name:16} {notebook.stem:28} {seconds:6.0f} s" + (f"  ERRORS: {errors}" if errors else ""),
+                      flush=True)
+
+    names = [n for n, _ in names_envs]
+    claims, done = collect(root, names)
+    lines, failed = table({n: [r for r in claims[n] if not args.lessons or r["lesson"][:2] in args.lessons]
+                           for n in names}, names)
+    errors = [f"{n} {lesson}: {e}" for n in names for lesson, d in done[n].items() for e in d["errors"]]
+    seconds = {lesson: [done[n][lesson]["seconds"] for n in names if lesson in done[n]]
+               for lesson in sorted({lesson for n in names for lesson in done[n]})}
+    report = [f"Profile {args.profile}; settings: {', '.join(names)}.", "", *lines, "",
+              "Lesson wall times (s), min / max over the settings: " +
+              ", ".join(f"{lesson} {min(s):.0f}/{max(s):.0f}" for lesson, s in seconds.items())]
+    if errors:
+        report += ["", "Errors:", *errors]
+    print("\n".join(report))
+    if args.report:
+        args.report.write_text("\n".join(report) + "\n")
+    return 1 if failed or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
