@@ -38,7 +38,12 @@ def real_config(name):
     return config_class(**settings)
 
 
-def model_without_weights(name):
-    """The model's modules with every tensor on the meta device: shapes and counts, no memory, no download."""
+def without_weights(config):
+    """A model of `config` with every tensor on the meta device: shapes and counts, no memory, no download."""
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(real_config(name))
+        return AutoModelForCausalLM.from_config(config)
+
+
+def model_without_weights(name):
+    """A real model (by name, from REAL_CONFIGS) without weights."""
+    return without_weights(real_config(name))

@@ -13,7 +13,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llam
 from . import cache, data
 from .paths import ARTIFACTS
 from .profiles import course_profile
-from .tokenizer import train_tokenizer
+from .tokenizer import END_OF_TEXT, train_tokenizer
 
 BASE_DIR = ARTIFACTS / "base"
 # Hidden 128, 4 layers: about 1.1M parameters, 14k tokens/s on 2 CPU cores.
@@ -41,7 +41,8 @@ def corpus_texts():
 def pretraining_blocks(tokenizer, texts, block_size=BLOCK_SIZE):
     """Token blocks for causal LM training: each document ends with <|endoftext|>, the documents are
     joined into one stream and cut into blocks of `block_size` (no padding, nothing wasted)."""
-    ids = [t for ids in tokenizer(texts)["input_ids"] for t in ids + [tokenizer.eos_token_id]]
+    end = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    ids = [t for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] for t in ids + [end]]
     n_blocks = len(ids) // block_size
     blocks = [ids[i * block_size:(i + 1) * block_size] for i in range(n_blocks)]
     return Dataset.from_dict({"input_ids": blocks, "labels": blocks})
@@ -56,7 +57,7 @@ def split_corpus(texts, eval_share=EVAL_SHARE):
 def pretraining_arguments(output_dir, profile):
     steps = profile.stage("pretrain").steps
     return TrainingArguments(**profile.training_settings("pretrain", output_dir),
-                             weight_decay=0.1, eval_strategy="steps", eval_steps=max(1, steps // 8))
+                             weight_decay=0.1, eval_strategy="steps", eval_steps=max(1, steps // 4))
 
 
 def recipe(profile=None):
@@ -96,9 +97,12 @@ def build_base_model(target=BASE_DIR, profile=None):
     return trainer
 
 
+def ensure_base_model(target=BASE_DIR):
+    """The folder of the course base model, built first (about 2 minutes) when missing."""
+    return cache.ensure(target, recipe(), build_base_model, "the course base model as lesson 01 does, about 2 minutes")
+
+
 def load_base_model(target=BASE_DIR):
-    """(model, tokenizer) of the course base model, rebuilt first (about 2 minutes) when not cached."""
-    if not is_cached(target):
-        print(f"The course base model is not in {target} yet: building it as lesson 01 does (about 2 minutes).")
-        build_base_model(target)
-    return AutoModelForCausalLM.from_pretrained(target), AutoTokenizer.from_pretrained(target)
+    """(model, tokenizer) of the course base model, built first when missing."""
+    folder = ensure_base_model(target)
+    return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)

@@ -1,5 +1,6 @@
-"""Models the course builds once and reuses (base, SFT, reward model): each is saved beside the recipe that
-made it, and a lesson rebuilds it, with the code of the lesson that made it, when the recipe has changed."""
+"""Models the course builds once and reuses (base, SFT, early SFT, reward model, the real model converted from
+GGUF): each is saved beside the recipe that made it, and rebuilt, by the code that made it, when the recipe has
+changed or the folder is missing."""
 import json
 
 from .paths import atomic_dir
@@ -21,3 +22,12 @@ def built_from(target, recipe):
         return json.loads((target / "recipe.json").read_text()) == recipe
     except (OSError, ValueError):
         return False
+
+
+def ensure(target, recipe, build, what):
+    """`target`, first built by `build(target)` when it holds no model of `recipe`; `what` names the model and its
+    cost, for the message shown while it is built ("the course base model as lesson 01 does, about 2 minutes")."""
+    if not built_from(target, recipe):
+        print(f"Building {what} into {target}: it is not there yet, or was made by another recipe.")
+        build(target)
+    return target

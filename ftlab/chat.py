@@ -1,4 +1,11 @@
-"""Talking to a chat model and checking its answers: the measure of every lesson after pretraining."""
+"""Talking to a chat model and measuring it: the one way the course renders, encodes, generates and scores chats.
+
+A conversation is a list of {"role", "content"} messages. For training and scoring, its last message is the
+assistant's answer, and only the answer's tokens count, found as TRL's SFTTrainer finds them for a prompt-completion
+pair: the chat template renders the prompt with the assistant's turn opened, and the whole conversation; the
+answer is what follows their common prefix. That works with any chat template, with or without
+{% generation %} markers. Padding sides are passed to each call: the shared tokenizer is never changed.
+"""
 import re
 
 import torch
@@ -6,17 +13,73 @@ import torch
 from .tokenizer import TURN_END
 
 
+def prompt_completion(row):
+    """A course chat row ({"messages", ...}) as the prompt-completion pair TRL's trainers take."""
+    return {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
+
+
+def encode(tokenizer, conversation):
+    """{"input_ids", "completion_mask"} of a conversation that ends with the assistant's answer."""
+    prompt = tokenizer.apply_chat_template(conversation[:-1], add_generation_prompt=True, return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(conversation, return_dict=True)["input_ids"]
+    shared = 0
+    while shared < min(len(prompt), len(ids)) and prompt[shared] == ids[shared]:
+        shared += 1
+    return {"input_ids": ids, "completion_mask": [0] * shared + [1] * (len(ids) - shared)}
+
+
+def answer_batch(tokenizer, conversations, device):
+    """Token ids of whole conversations, right-padded, with labels on the answers' tokens only (-100 elsewhere)."""
+    encoded = [encode(tokenizer, c) for c in conversations]
+    width = max(len(e["input_ids"]) for e in encoded)
+
+    def padded(rows, fill):
+        return torch.tensor([row + [fill] * (width - len(row)) for row in rows], device=device)
+
+    return {"input_ids": padded([e["input_ids"] for e in encoded], tokenizer.pad_token_id),
+            "attention_mask": padded([[1] * len(e["input_ids"]) for e in encoded], 0),
+            "labels": padded([[t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
+                              for e in encoded], -100)}
+
+
 @torch.no_grad()
-def reply(model, tokenizer, conversations, max_new_tokens=32):
-    """Greedy replies to a batch of conversations (lists of messages ending with the user's turn)."""
+def answer_loss(model, tokenizer, conversations, batch_size=16):
+    """Mean cross-entropy per answer token: what SFT lowers, measured on held-out conversations, for any model."""
     model.eval()
-    tokenizer.padding_side = "left"
-    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    stop = [tokenizer.convert_tokens_to_ids(TURN_END), tokenizer.eos_token_id]
-    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                         eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    total, count = 0.0, 0
+    for start in range(0, len(conversations), batch_size):
+        batch = answer_batch(tokenizer, conversations[start:start + batch_size], model.device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"][:, 1:]  # the logits at position t predict token t+1
+        total += torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
+                                                   reduction="sum").item()
+        count += (labels != -100).sum().item()
+    return total / count
+
+
+def stop_tokens(model, tokenizer):
+    """The ids that end a reply: the model's and the tokenizer's end-of-sequence, and ChatML's end of turn."""
+    configured = model.generation_config.eos_token_id
+    ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(TURN_END),
+           *(configured if isinstance(configured, list) else [configured])}
+    return sorted(i for i in ids if i is not None and i != tokenizer.unk_token_id)
+
+
+@torch.no_grad()
+def reply(model, tokenizer, conversations, max_new_tokens=32, batch_size=32):
+    """Greedy replies to conversations (lists of messages ending with the user's turn)."""
+    model.eval()
+    replies = []
+    for start in range(0, len(conversations), batch_size):
+        texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                 for c in conversations[start:start + batch_size]]
+        # left padding: every row's prompt ends where generation starts
+        batch = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
+                          add_special_tokens=False).to(model.device)
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=stop_tokens(model, tokenizer), pad_token_id=tokenizer.pad_token_id)
+        replies += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return replies
 
 
 def is_correct(task, response, answer):
@@ -35,12 +98,20 @@ def prompt_of(row):
     return messages[:-1] if messages[-1]["role"] == "assistant" else messages
 
 
-def accuracy(model, tokenizer, rows, batch_size=64, max_new_tokens=32):
-    """Share of checkable rows (math and fact tasks) a model answers correctly, greedily."""
-    rows = [r for r in rows if r["task"] in ("math", "fact")]
-    right = 0
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        responses = reply(model, tokenizer, [prompt_of(r) for r in chunk], max_new_tokens)
-        right += sum(is_correct(r["task"], resp, r["answer"]) for r, resp in zip(chunk, responses))
-    return right / len(rows)
+def distinct_questions(rows):
+    """The rows whose conversation up to the question has not appeared before: a greedy model answers a repeated
+    question the same way, so each distinct question counts once."""
+    seen, out = set(), []
+    for r in rows:
+        key = repr(prompt_of(r))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def accuracy(model, tokenizer, rows, max_new_tokens=32):
+    """Share of the distinct checkable questions (math and fact tasks) a model answers correctly, greedily."""
+    rows = distinct_questions([r for r in rows if r["task"] in ("math", "fact")])
+    replies = reply(model, tokenizer, [prompt_of(r) for r in rows], max_new_tokens)
+    return sum(is_correct(r["task"], resp, r["answer"]) for r, resp in zip(rows, replies)) / len(rows)

@@ -13,8 +13,8 @@ TWO_SHOT = "3+4=7 8-5=3 "
 def complete(model, tokenizer, prompts, max_new_tokens=24, stop_token=None):
     """Greedy continuations of `prompts` (a batch, left-padded), without the prompt, special tokens dropped."""
     model.eval()
-    tokenizer.padding_side = "left"  # generation continues from the right end of each row
-    batch = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+    # left padding: generation continues from the right end of each row
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(model.device)
     stop = tokenizer.convert_tokens_to_ids(stop_token) if stop_token else tokenizer.eos_token_id
     out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                          eos_token_id=stop, pad_token_id=tokenizer.pad_token_id)

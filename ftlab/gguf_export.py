@@ -19,7 +19,9 @@ import numpy as np
 
 # llama.cpp knows a fixed list of pre-tokenizers by name. "gpt-2" is GPT-2's regex (words, runs of digits, runs
 # of punctuation, each with its leading space): the regex of the byte-level pre-tokenizer the course trained.
-PRE_TOKENIZER = "gpt-2"
+# "smollm" splits digits one by one first, then applies the same regex: SmolLM2's.
+BYTE_LEVEL = {"type": "ByteLevel", "use_regex": True}
+DIGITS = {"type": "Digits", "individual_digits": True}
 # A value in GGUF is f32 or f16 here: f32 keeps every weight exactly as PyTorch has it.
 DTYPES = {"f32": (np.float32, gguf.LlamaFileType.ALL_F32), "f16": (np.float16, gguf.LlamaFileType.MOSTLY_F16)}
 
@@ -32,20 +34,37 @@ def rope_permute(weight, n_heads):
     return weight.reshape(n_heads, 2, rows // n_heads // 2, cols).swapaxes(1, 2).reshape(rows, cols)
 
 
-def tokenizer_metadata(tokenizer):
-    """(tokens, token types, merges) of a byte-level BPE tokenizer, checked to be one llama.cpp reads as ours."""
-    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+def pre_tokenizer_name(spec):
+    """llama.cpp's name for the pre-tokenizer of a tokenizer.json `spec`, or None when it knows none like it."""
     pre = spec.get("pre_tokenizer") or {}
-    if spec["model"]["type"] != "BPE" or pre.get("type") != "ByteLevel" or not pre.get("use_regex", True) \
-            or pre.get("add_prefix_space") or spec.get("normalizer"):
-        raise ValueError(f"this exporter writes byte-level BPE tokenizers with GPT-2's regex, no prefix space and "
-                         f"no normalizer; this one has model {spec['model']['type']!r}, pre-tokenizer {pre}, "
-                         f"normalizer {spec.get('normalizer')}")
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+
+    def is_(step, kind):
+        return all(step.get(k) == v for k, v in kind.items()) and not step.get("add_prefix_space")
+
+    if len(steps) == 1 and is_(steps[0], BYTE_LEVEL):
+        return "gpt-2"
+    if len(steps) == 2 and is_(steps[0], DIGITS) and is_(steps[1], BYTE_LEVEL):
+        return "smollm"
+    return None
+
+
+def tokenizer_metadata(tokenizer):
+    """(tokens, token types, merges, pre-tokenizer name) of a byte-level BPE tokenizer, checked to be one llama.cpp
+    reads as ours."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    normalizer = spec.get("normalizer") or {}
+    normalizes = bool(normalizer) and not (normalizer.get("type") == "Sequence" and not normalizer["normalizers"])
+    pre = pre_tokenizer_name(spec)
+    if spec["model"]["type"] != "BPE" or pre is None or normalizes:
+        raise ValueError(f"this exporter writes byte-level BPE tokenizers with GPT-2's regex (digits split first or "
+                         f"not), no prefix space and no normalizer; this one has model {spec['model']['type']!r}, "
+                         f"pre-tokenizer {spec.get('pre_tokenizer')}, normalizer {spec.get('normalizer')}")
     tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))  # byte-level strings: "Ġthe" is " the"
     special = {i for i, added in tokenizer.added_tokens_decoder.items() if added.special}  # <|im_end|> and friends
     types = [gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL for i in range(len(tokens))]
     merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
-    return tokens, types, merges
+    return tokens, types, merges, pre
 
 
 def export_gguf(model, tokenizer, path, dtype="f32"):
@@ -61,7 +80,7 @@ def export_gguf(model, tokenizer, path, dtype="f32"):
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     if len(tokenizer) != config.vocab_size:
         raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the model's embeddings {config.vocab_size} rows")
-    tokens, types, merges = tokenizer_metadata(tokenizer)
+    tokens, types, merges, pre = tokenizer_metadata(tokenizer)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,13 +102,13 @@ def export_gguf(model, tokenizer, path, dtype="f32"):
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     # The tokenizer travels inside the file: llama.cpp tokenizes and applies the chat template by itself.
     writer.add_tokenizer_model("gpt2")  # llama.cpp's name for byte-level BPE
-    writer.add_tokenizer_pre(PRE_TOKENIZER)
+    writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
     writer.add_eos_token_id(tokenizer.eos_token_id)
     writer.add_pad_token_id(tokenizer.pad_token_id)
-    writer.add_add_bos_token(False)  # the course tokenizer adds no begin-of-text token
+    writer.add_add_bos_token(False)  # neither the course tokenizer nor SmolLM2's adds a begin-of-text token
     if tokenizer.chat_template:  # llama.cpp skips the {% generation %} markers, as transformers does at inference
         writer.add_chat_template(tokenizer.chat_template)
 

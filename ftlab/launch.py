@@ -23,7 +23,7 @@ from .paths import ROOT, atomic_write_text
 
 # The run config's keys, and what each one is for.
 CONFIG_KEYS = {
-    "profile": "cpu, gpu or auto: the model and the stage numbers, from ftlab/profiles.py",
+    "profile": "cpu, real, gpu or auto: the model and the stage numbers, from ftlab/profiles.py",
     "global_batch_size": "examples per optimizer step over all processes (per process: this / processes)",
     "output_dir": "where the model, run.json and checkpoints go (relative to the repository root)",
     "training": "SFTConfig fields, on top of ftlab.sft.sft_config for the profile",

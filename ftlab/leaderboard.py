@@ -4,25 +4,23 @@ Each lesson measured its own model against its own starting point. Here every ch
 and scored on the held-out chats of data/sft_test.jsonl with the measures the lessons used:
 - chat accuracy: the share of math and fact questions answered right, greedily (`chat.accuracy`, lessons 02-11);
 - whole stories: the share of story requests answered with a story that ends (`peft_train.story_rate`, 03-07);
-- answer loss: the cross-entropy per answer token (`peft_train.held_out_loss`, 02-07); lower is better.
+- answer loss: the cross-entropy per answer token (`chat.answer_loss`, 02-07); lower is better.
 
-CHECKPOINTS says where each lesson leaves its model and what kind of file it is; a checkpoint not on disk has
+`checkpoints(profile)` says where each lesson leaves its model and what kind of file it is; a checkpoint not on disk has
 a row that says so. A lesson that keeps its model in memory only joins with one line, `save_checkpoint`.
 """
 import dataclasses
 import json
 import os
-from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from . import adapters, base_model, chat, sft
-from .paths import ARTIFACTS, ROOT, atomic_dir
-from .peft_train import held_out_loss, load_start_model, story_rate
+from . import adapters, base_model, chat, grpo, models, sft
+from .paths import ROOT, atomic_dir
+from .peft_train import story_rate
 
-SAVED_DIR = ARTIFACTS / "checkpoints"  # where lessons that keep no model of their own save one for the board
 MEASURES = {"chat accuracy": "higher", "whole stories": "higher", "answer loss": "lower"}
 KINDS = {"model": "whole model", "lora": "LoRA adapter", "bottleneck": "bottleneck adapter"}
 
@@ -36,37 +34,48 @@ class Checkpoint:
     build: object = None  # for the models the course caches: the function that loads it, rebuilding when missing
 
 
-CHECKPOINTS = [
-    Checkpoint("base model", "01", "model", base_model.BASE_DIR, build=base_model.load_base_model),
-    Checkpoint("SFT", "02", "model", sft.SFT_DIR, build=sft.load_sft_model),
-    Checkpoint("SFT stopped at 150 steps", "11", "model", ARTIFACTS / "sft-early"),
-    Checkpoint("LoRA r=8", "03", "lora", SAVED_DIR / "lora"),
-    Checkpoint("LoRA math adapter", "03", "lora", ARTIFACTS / "adapters" / "math"),
-    Checkpoint("LoRA story adapter", "03", "lora", ARTIFACTS / "adapters" / "story"),
-    Checkpoint("bottleneck math adapter", "05", "bottleneck", ARTIFACTS / "adapters" / "bottleneck-math"),
-    Checkpoint("PPO", "09", "model", SAVED_DIR / "ppo"),
-    Checkpoint("DPO", "10", "model", SAVED_DIR / "dpo"),
-    Checkpoint("GRPO", "11", "model", SAVED_DIR / "grpo"),
-]
+def saved_dir(profile):
+    """Where lessons that keep no model of their own save one for the board."""
+    return profile.artifacts / "checkpoints"
 
 
 def checkpoints(profile):
-    """What to score in `profile`. cpu: CHECKPOINTS, the course models rebuilt when missing. gpu: the profile's
-    real start model first, then whatever the lessons saved (the course's small models are not rebuilt there)."""
-    if profile.name == "cpu":
-        return CHECKPOINTS
-    start = Checkpoint(profile.model_name, "start", "model", Path(profile.model_name),
-                       build=partial(load_start_model, profile))
-    return [start] + [dataclasses.replace(c, build=None) for c in CHECKPOINTS]
+    """What to score in `profile`: the start models first (the course's, rebuilt when missing; or the profile's
+    real chat model), then whatever the lessons of this profile saved."""
+    saved, adapter_dir = saved_dir(profile), profile.artifacts / "adapters"
+    lessons = [
+        Checkpoint("LoRA r=8", "03", "lora", saved / "lora"),
+        Checkpoint("LoRA math adapter", "03", "lora", adapter_dir / "math"),
+        Checkpoint("LoRA story adapter", "03", "lora", adapter_dir / "story"),
+        Checkpoint("bottleneck math adapter", "05", "bottleneck", adapter_dir / "bottleneck-math"),
+        Checkpoint("PPO", "09", "model", saved / "ppo"),
+        Checkpoint("DPO", "10", "model", saved / "dpo"),
+        Checkpoint("GRPO", "11", "model", saved / "grpo"),
+    ]
+    if profile.course_model:
+        return [Checkpoint("base model", "01", "model", base_model.BASE_DIR, build=base_model.load_base_model),
+                Checkpoint("SFT", "02", "model", sft.SFT_DIR, build=sft.load_sft_model),
+                Checkpoint("SFT stopped at 150 steps", "11", "model", grpo.EARLY_SFT_DIR,
+                           build=grpo.load_early_sft_model)] + lessons
+    starts = [Checkpoint(name, "start", "model", Path(models.start_model(profile, kind)),
+                         build=lambda kind=kind: _load_model(models.start_model(profile, kind), profile))
+              for kind, name in {"base": profile.base_model, "chat": profile.chat_model}.items()]
+    sft_model = Checkpoint("SFT", "02", "model", sft.sft_model_dir(profile), build=lambda: sft.load_sft_model(profile))
+    return list({c.name: c for c in starts}.values()) + [sft_model] + lessons
 
 
-def save_checkpoint(model, tokenizer, name):
-    """Save a lesson's model where the leaderboard looks (artifacts/checkpoints/NAME), atomically: a whole model
-    as safetensors, a PEFT model as its adapter alone (its config names the model it was trained on)."""
-    with atomic_dir(SAVED_DIR / name) as tmp:
+def _load_model(path, profile):
+    return (AutoModelForCausalLM.from_pretrained(path, dtype=profile.dtype, device_map=profile.device),
+            AutoTokenizer.from_pretrained(path))
+
+
+def save_checkpoint(model, tokenizer, name, profile):
+    """Save a lesson's model where the leaderboard looks (the profile's checkpoints/NAME), atomically: a whole
+    model as safetensors, a PEFT model as its adapter alone (its config names the model it was trained on)."""
+    with atomic_dir(saved_dir(profile) / name) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    return SAVED_DIR / name
+    return saved_dir(profile) / name
 
 
 def kind_on_disk(path):
@@ -95,15 +104,16 @@ def load_checkpoint(checkpoint, profile):
     if checkpoint.build is not None:
         return checkpoint.build()
     if checkpoint.kind == "model":
-        return AutoModelForCausalLM.from_pretrained(checkpoint.path), AutoTokenizer.from_pretrained(checkpoint.path)
+        return _load_model(checkpoint.path, profile)
     if checkpoint.kind == "lora":
         from peft import AutoPeftModelForCausalLM  # loads the model named in adapter_config.json, then the adapter
 
-        model = AutoPeftModelForCausalLM.from_pretrained(checkpoint.path)
+        model = AutoPeftModelForCausalLM.from_pretrained(checkpoint.path, dtype=profile.dtype,
+                                                         device_map=profile.device)
         saved_with_tokenizer = (checkpoint.path / "tokenizer_config.json").exists()
         return model, AutoTokenizer.from_pretrained(
             checkpoint.path if saved_with_tokenizer else model.peft_config["default"].base_model_name_or_path)
-    model, tokenizer = load_start_model(profile)  # lesson 05 trains its adapters on the profile's start model
+    model, tokenizer = _load_model(models.start_model(profile, "base"), profile)  # lesson 05's start model
     adapters.enable(model, adapters.load_adapter(model, checkpoint.path))
     return model, tokenizer
 
@@ -112,7 +122,7 @@ def score(model, tokenizer, rows):
     """The three measures of one model on the held-out chats `rows` (dicts with messages, task and answer)."""
     return {"chat accuracy": chat.accuracy(model, tokenizer, rows),
             "whole stories": story_rate(model, tokenizer, rows),
-            "answer loss": held_out_loss(model, tokenizer, rows)}
+            "answer loss": chat.answer_loss(model, tokenizer, [r["messages"] for r in rows])}
 
 
 def board_row(name, lesson, kind, model, tokenizer, rows):

@@ -4,7 +4,7 @@ The lesson builds each model and trains it with SFTTrainer in plain sight; this 
 for all of them:
 - `PeakMemory`: the memory a training run adds at its peak (the process's memory on a CPU, torch's count on a GPU);
 - `measure()`: one row of the comparison table from a finished run (parameters, time per step, memory,
-  held-out score, bytes saved);
+  held-out loss and score, bytes saved);
 - the parameter counts of real architectures, by arithmetic and checked on the meta device (no weights, no
   download), against the usual rules of thumb (`SEED_RANGES`).
 """
@@ -19,23 +19,30 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from . import adapters, architectures, lora, memory
+from .chat import answer_loss
 from .paths import atomic_dir
-from .peft_train import held_out_loss, story_rate
+from .peft_train import story_rate
 
 # Every method trains with the profile's `peft_compare` stage (same steps, batch and chats); its learning rate is
-# the stage's (LoRA's) unless a method needs its own. The cpu rates are those that worked on the course model in
-# the earlier lessons (02: full, 05: adapter, 06: prompt methods), and for IA3 in trials before the course was
-# written; the gpu rates are the usual ones for a 0.5B model (full fine-tuning 2e-5, soft prompts 3e-2).
+# the stage's (LoRA's) unless a method needs its own, by the kind of model. The course model's rates are those
+# that worked on it in the earlier lessons (02: full, 05: adapter, 06: prompt methods), and for IA3 in trials
+# before the course was written; the real model's (SmolLM2-135M) are the usual ones for a small pretrained model
+# (full fine-tuning 1e-4, soft prompts 3e-2), checked in the real profile's short race.
 LEARNING_RATES = {
-    "cpu": {"full fine-tuning": 1e-3, "IA3": 3e-2, "adapter (Houlsby)": 1e-2, "prompt tuning": 3e-2,
-            "prefix tuning": 1e-2, "P-tuning": 3e-3},
-    "gpu": {"full fine-tuning": 2e-5, "IA3": 3e-3, "adapter (Houlsby)": 5e-4, "prompt tuning": 3e-2,
-            "prefix tuning": 1e-2, "P-tuning": 1e-3},
+    "course model": {"full fine-tuning": 1e-3, "IA3": 3e-2, "adapter (Houlsby)": 1e-2, "prompt tuning": 3e-2,
+                     "prefix tuning": 1e-2, "P-tuning": 3e-3},
+    "real model": {"full fine-tuning": 1e-4, "IA3": 3e-3, "adapter (Houlsby)": 1e-3, "prompt tuning": 3e-2,
+                   "prefix tuning": 1e-2, "P-tuning": 1e-3},
 }
 
 
+def model_kind(profile):
+    """"course model" (the course's own, trained from scratch) or "real model" (a pretrained one)."""
+    return "course model" if profile.course_model else "real model"
+
+
 def learning_rate(profile, method):
-    return LEARNING_RATES[profile.name].get(method, profile.stage("peft_compare").learning_rate)
+    return LEARNING_RATES[model_kind(profile)].get(method, profile.stage("peft_compare").learning_rate)
 
 
 # ---------------------------------------------------------------- memory
@@ -100,7 +107,7 @@ class Row:
     seconds_per_step: float
     peak_memory: int | None  # bytes: the weights, plus what training added at its peak
     held_out_loss: float
-    whole_stories: float
+    score: float  # what the answers do, a share: whole stories, or sums and facts answered right (`measure`)
     saved_bytes: int
     log_history: list = field(repr=False)
 
@@ -135,17 +142,19 @@ def slug(method):
     return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
 
 
-def measure(method, trainer, peak, test_rows, save_root):
-    """The comparison row of a finished SFTTrainer run; `peak` is the PeakMemory around `trainer.train()`, and
-    what the method saves goes to a folder of its own under `save_root`."""
+def measure(method, trainer, peak, test_rows, save_root, score=story_rate):
+    """The comparison row of a finished SFTTrainer run; `peak` is the PeakMemory around `trainer.train()`,
+    `score(model, tokenizer, test_rows)` the share that scores what the answers do (default: whole stories;
+    `chat.accuracy`: sums and facts answered right), and what the method saves goes to a folder of its own
+    under `save_root`."""
     model, tokenizer = trainer.model, trainer.processing_class
     trainable, total = parameter_counts(model)
     log = trainer.state.log_history
     return Row(method=method, learning_rate=trainer.args.learning_rate, trainable=trainable, total=total,
                seconds_per_step=log[-1]["train_runtime"] / trainer.state.global_step,
                peak_memory=None if peak.used is None else weight_bytes(model) + peak.used,
-               held_out_loss=held_out_loss(model, tokenizer, test_rows),
-               whole_stories=story_rate(model, tokenizer, test_rows),
+               held_out_loss=answer_loss(model, tokenizer, [r["messages"] for r in test_rows]),
+               score=score(model, tokenizer, test_rows),
                saved_bytes=save(model, Path(save_root) / slug(method)), log_history=log)
 
 

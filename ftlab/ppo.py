@@ -44,7 +44,7 @@ def kl_penalised_rewards(logprobs, ref_logprobs, scores, mask, kl_coef):
     kl = (logprobs - ref_logprobs) * mask
     rewards = -kl_coef * kl
     last = mask.sum(1).long() - 1  # index of each reply's last token
-    rewards[torch.arange(len(scores)), last] += scores
+    rewards[torch.arange(len(scores), device=rewards.device), last] += scores.to(rewards.device)
     return rewards, kl
 
 
@@ -56,7 +56,7 @@ def gae(rewards, values, mask, gamma=1.0, lam=0.95):
     """
     rewards, values = rewards * mask, values * mask
     advantages = torch.zeros_like(rewards)
-    next_value = next_advantage = torch.zeros(rewards.shape[0])
+    next_value = next_advantage = rewards.new_zeros(rewards.shape[0])
     for t in reversed(range(rewards.shape[1])):
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         next_advantage = (delta + gamma * lam * next_advantage) * mask[:, t]
@@ -100,9 +100,10 @@ def reply_token_logprobs(model, ids, attention, start, temperature=1.0):
 
 def reply_token_values(value_model, ids, attention, start):
     """The value model's estimate at every reply token: its score head applied to every hidden state,
-    not only the last one (a sequence classifier's trunk is `value_model.model`)."""
-    hidden = value_model.model(input_ids=ids, attention_mask=attention).last_hidden_state
-    return value_model.score(hidden[:, start - 1:-1]).squeeze(-1).float()
+    not only the last one (a sequence classifier's trunk is `.model`; with a LoRA adapter, the adapted model's)."""
+    classifier = value_model.get_base_model() if hasattr(value_model, "get_base_model") else value_model
+    hidden = classifier.model(input_ids=ids, attention_mask=attention).last_hidden_state
+    return classifier.score(hidden[:, start - 1:-1]).squeeze(-1).float()
 
 
 @torch.no_grad()
@@ -110,9 +111,10 @@ def rollout(policy, tokenizer, prompts, settings):
     """Sample one reply per prompt. Returns ids (prompt + reply, left-padded prompts), attention mask,
     reply mask (reply tokens up to and including <|im_end|>), reply texts, and the reply start position."""
     policy.eval()
-    tokenizer.padding_side = "left"
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    # left padding: every prompt ends where its reply starts
+    batch = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
+                      add_special_tokens=False).to(policy.device)
     stop = tokenizer.convert_tokens_to_ids(TURN_END)
     ids = policy.generate(**batch, do_sample=True, temperature=settings.temperature, top_k=0, top_p=1.0,
                           max_new_tokens=settings.max_new_tokens, eos_token_id=stop,
@@ -133,7 +135,8 @@ def train(policy, ref_policy, value_model, score_fn, tokenizer, prompts, setting
     """PPO-RLHF. `score_fn(prompts, replies)` returns one score per reply (the reward model, usually).
     Returns the history: one dict per iteration (score, kl, reward, reply length, losses)."""
     torch.manual_seed(settings.seed)
-    params = list(policy.parameters()) + list(value_model.parameters())
+    # the trainable weights only: all of them, or the LoRA adapters (and a value model's new head)
+    params = [p for model in (policy, value_model) for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, eps=1e-5)
     generator = torch.Generator().manual_seed(settings.seed)
     history = []

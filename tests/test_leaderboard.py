@@ -18,7 +18,7 @@ def tiny_model(trained_tokenizer):
 
 @pytest.fixture
 def saved_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(leaderboard, "SAVED_DIR", tmp_path / "checkpoints")
+    monkeypatch.setattr(profiles, "ARTIFACTS", tmp_path)  # where the profile keeps its lessons' checkpoints
     return tmp_path / "checkpoints"
 
 
@@ -28,7 +28,7 @@ def logits(model, tokenizer):
 
 
 def test_a_saved_whole_model_loads_back_exactly(tiny_model, course_tokenizer, saved_dir):
-    path = leaderboard.save_checkpoint(tiny_model, course_tokenizer, "dpo")
+    path = leaderboard.save_checkpoint(tiny_model, course_tokenizer, "dpo", CPU)
     assert path == saved_dir / "dpo" and (path / "model.safetensors").exists()
     checkpoint = Checkpoint("DPO", "10", "model", path)
     assert leaderboard.kind_on_disk(path) == "model" and leaderboard.missing_reason(checkpoint) is None
@@ -40,7 +40,7 @@ def test_a_saved_lora_adapter_loads_on_the_model_it_names(tiny_model, course_tok
     tiny_model.save_pretrained(tmp_path / "start")
     start = LlamaForCausalLM.from_pretrained(tmp_path / "start")  # so the adapter's config names this folder
     peft_model = get_peft_model(start, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    path = leaderboard.save_checkpoint(peft_model, course_tokenizer, "lora")
+    path = leaderboard.save_checkpoint(peft_model, course_tokenizer, "lora", CPU)
     assert (path / "adapter_config.json").exists() and not (path / "model.safetensors").exists()
     assert leaderboard.kind_on_disk(path) == "lora"
     model, tokenizer = leaderboard.load_checkpoint(Checkpoint("LoRA", "03", "lora", path), CPU)
@@ -61,7 +61,7 @@ def test_a_bottleneck_adapter_is_recognised_and_a_collision_is_reported(tiny_mod
 
 def test_the_board_scores_models_and_lists_missing_ones_last(tiny_model, course_tokenizer, saved_dir):
     rows = list(data.load("sft")["test"].select(range(12)))
-    leaderboard.save_checkpoint(tiny_model, course_tokenizer, "grpo")
+    leaderboard.save_checkpoint(tiny_model, course_tokenizer, "grpo", CPU)
     entries = [Checkpoint("PPO", "09", "model", saved_dir / "ppo"), Checkpoint("GRPO", "11", "model", saved_dir / "grpo")]
     board = leaderboard.evaluate_all(entries, rows, CPU)
     assert board[0]["missing"] and board[1]["missing"] is None
@@ -72,6 +72,7 @@ def test_the_board_scores_models_and_lists_missing_ones_last(tiny_model, course_
 
 
 def test_every_course_checkpoint_has_a_known_kind_and_a_lesson():
-    assert {c.kind for c in leaderboard.CHECKPOINTS} <= set(leaderboard.KINDS)
-    assert all(c.lesson.isdigit() for c in leaderboard.CHECKPOINTS)
-    assert len({c.name for c in leaderboard.CHECKPOINTS}) == len(leaderboard.CHECKPOINTS)
+    entries = leaderboard.checkpoints(CPU)
+    assert {c.kind for c in entries} <= set(leaderboard.KINDS)
+    assert all(c.lesson.isdigit() for c in entries)
+    assert len({c.name for c in entries}) == len(entries)

@@ -1,11 +1,11 @@
-"""What users trip on in SFT (lesson 02): the chat template round trip, the assistant-only loss mask, and
+"""What users trip on in SFT (lesson 02): the chat template round trip, the loss mask on the answers, and
 resuming an interrupted run from its checkpoint."""
 import pytest
 import torch
 from transformers import LlamaForCausalLM, set_seed
 from trl import SFTTrainer
 
-from ftlab import base_model, data, sft
+from ftlab import base_model, chat, data, sft
 from ftlab.profiles import PROFILES
 from ftlab.tokenizer import TURN_END
 
@@ -29,7 +29,7 @@ def test_the_loss_mask_covers_exactly_the_answer_and_its_end_of_turn(course_toke
     for row in chats["train"].select(range(20)):
         rows = sft.loss_mask(course_tokenizer, row["messages"])
         trained = course_tokenizer.decode([i for _, i, t in rows if t])
-        assert trained == row["messages"][-1]["content"] + TURN_END
+        assert trained == row["messages"][-1]["content"] + TURN_END + "\n"
         assert "".join(tok for tok, _, _ in rows) == course_tokenizer.apply_chat_template(row["messages"], tokenize=False)
 
 
@@ -39,8 +39,8 @@ def tiny_trainer(tokenizer, chats, output_dir, **overrides):
     args = sft.sft_config(output_dir, PROFILES["cpu"], **({
         "max_steps": 6, "per_device_train_batch_size": 4, "logging_steps": 1, "eval_strategy": "no",
         "save_strategy": "steps", "save_steps": 3, "disable_tqdm": True} | overrides))
-    return SFTTrainer(model=model, args=args, train_dataset=chats["train"].select(range(48)).remove_columns(
-        ["task", "answer"]), processing_class=tokenizer)
+    pairs = chats["train"].select(range(48)).map(chat.prompt_completion, remove_columns=chats["train"].column_names)
+    return SFTTrainer(model=model, args=args, train_dataset=pairs, processing_class=tokenizer)
 
 
 def test_trl_labels_match_the_mask(course_tokenizer, chats, tmp_path):

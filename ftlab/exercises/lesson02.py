@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 from transformers import EarlyStoppingCallback, TrainerControl, TrainerState
 
-from ..sft import training_template
+from ..chat import encode
 from ..tokenizer import TURN_END
 from . import expect, fail, passed
 
@@ -11,9 +11,8 @@ CONVERSATION = [{"role": "user", "content": "What is 3+4?"}, {"role": "assistant
 
 
 def _encoded(tokenizer, conversation):
-    out = tokenizer.apply_chat_template(conversation, return_dict=True, return_assistant_tokens_mask=True,
-                                        chat_template=training_template(tokenizer))
-    return list(out["input_ids"]), list(out["assistant_masks"])
+    out = encode(tokenizer, conversation)
+    return out["input_ids"], out["completion_mask"]
 
 
 def trained_tokens(n, tokenizer, conversation=CONVERSATION):
@@ -31,7 +30,7 @@ def trained_tokens(n, tokenizer, conversation=CONVERSATION):
              f"{TURN_END} is trained too: it is how the model learns to stop")
     expect(n == reference, f"{n} is not the number of tokens in the loss ({'too many' if n > reference else 'too few'})",
            "sft.loss_mask(tokenizer, conversation) gives (token, id, trained) for every token; count the trained ones")
-    passed(f"{n} of the {len(ids)} tokens are in the loss: the answer and {TURN_END}")
+    passed(f"{n} of the {len(ids)} tokens are in the loss: the answer, {TURN_END} and the line break after it")
 
 
 def labels_from_mask(make_labels, tokenizer, conversation=CONVERSATION):
