@@ -23,12 +23,12 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	  -e ".[$(EXTRAS)]"
 	touch $@
 
-# JupyterLab at the repository's root, so that the lessons' links to ../exercises and ../docs resolve, with the first
-# lesson open. Run as root (a container), JupyterLab refuses to start without --allow-root. LAB_OPTIONS: more
-# options for `jupyter lab` (the browser test passes its port and token).
+# JupyterLab at the repository's root, so that the lessons' links to ../exercises and ../docs resolve, opening the
+# first lesson (the address it prints and the browser it opens lead there). Run as root (a container), JupyterLab
+# refuses to start without --allow-root. LAB_OPTIONS: more options for `jupyter lab` (the browser test: port, token).
 lab: install
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_OPTIONS) \
-	  notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_OPTIONS)
 
 # Unit tests first (fast), then each lesson executed top to bottom, one at a time, then the exercises released and
 # autograded with nbgrader (exercises/test_assignments.py; they use the models the lessons cache), then the course

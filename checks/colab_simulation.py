@@ -142,7 +142,8 @@ def closure(names):
             requirements = metadata.requires(name) or []
         except metadata.PackageNotFoundError:
             continue
-        todo += [normalize(r.name) for r in map(Requirement, requirements) if not r.marker or r.marker.evaluate({"extra": ""})]
+        todo += [normalize(r.name) for r in map(Requirement, requirements)
+                 if not r.marker or r.marker.evaluate({"extra": ""})]
     return seen
 
 

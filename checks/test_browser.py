@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import types
 import urllib.request
 
 import pytest
@@ -32,7 +33,8 @@ EXERCISES = "00_welcome_exercises.ipynb"
 SETTINGS = {"notebook-extension/tracker": {"windowingMode": "none"},
             "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the current tab
-# JupyterLab shows a cell's error as text on stderr (its traceback), as it shows warnings: the traceback tells them apart.
+# JupyterLab shows a cell's error as text on stderr (its traceback), as it shows warnings: the traceback tells them
+# apart.
 ERROR = re.compile(r"Traceback \(most recent call last\)|^\w+(Error|Exception): ", re.M)
 
 
@@ -70,13 +72,17 @@ def lab(tmp_path_factory):
             break
         except OSError:
             log.seek(0)
-            assert server.poll() is None and time.monotonic() < deadline, f"make lab did not start:\n{log.read()[-3000:]}"
+            assert server.poll() is None and time.monotonic() < deadline, \
+                f"make lab did not start:\n{log.read()[-3000:]}"
             time.sleep(1)
     log.seek(0)
-    served = re.search(r"Serving notebooks from local directory: (.+)", log.read())
+    started = log.read()
+    served = re.search(r"Serving notebooks from local directory: (.+)", started)
     assert served and served.group(1).strip() == str(ROOT), "make lab must serve the repository's root"
-    print(f"make lab, run by user id {os.geteuid()}, serves {served.group(1).strip()} at {url}")
-    yield url, token
+    address = re.search(rf"(http://127\.0\.0\.1:{port}/\S+)", started)  # the address a learner is given
+    assert address and f"/lab/tree/{LESSON}?" in address.group(1), f"make lab must open {LESSON}:\n{started[-2000:]}"
+    print(f"make lab, run by user id {os.geteuid()}, serves {served.group(1).strip()} and opens {address.group(1)}")
+    yield types.SimpleNamespace(url=url, token=token, address=address.group(1).replace("...", token))
     request(f"{url}/api/shutdown?token={token}", method="POST")  # stops the kernels, then the server
     try:
         server.wait(timeout=60)
@@ -100,10 +106,9 @@ def kernel_idle(page, timeout):
 
 
 def test_lesson_00_runs_all_its_cells_without_an_error(lab, page):
-    url, token = lab
     SHOTS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    page.goto(f"{url}/lab/tree/{LESSON}?token={token}")
+    page.goto(lab.address)  # the address make lab printed
     kernel_idle(page, timeout=120_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -122,7 +127,6 @@ def test_lesson_00_runs_all_its_cells_without_an_error(lab, page):
 
 
 def test_the_lessons_exercise_link_opens_the_exercise_notebook(lab, page):
-    url, token = lab
     page.locator(f"{NOTEBOOK} .jp-RenderedMarkdown a", has_text=EXERCISES).first.click()
     tab = page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", has_text=EXERCISES)
     tab.wait_for(timeout=60_000)
@@ -131,5 +135,5 @@ def test_the_lessons_exercise_link_opens_the_exercise_notebook(lab, page):
     page.screenshot(path=SHOTS / "00_welcome_exercises.png")
     assert not page.locator(".jp-Dialog").count(), page.locator(".jp-Dialog").all_inner_texts()
     # the lessons' other link out of notebooks/, the glossary, is served too
-    assert request(f"{url}/api/contents/docs/glossary.md?content=0&token={token}") == 200
+    assert request(f"{lab.url}/api/contents/docs/glossary.md?content=0&token={lab.token}") == 200
     print(f"the lesson's link opened {EXERCISES}; screenshot {SHOTS / '00_welcome_exercises.png'}")

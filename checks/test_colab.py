@@ -39,8 +39,9 @@ def received_bytes():
 
 
 def installed(sim):
-    return dict(line.split("==") for line in sim.run("-m", "pip", "freeze", "--exclude-editable",
-                                                      capture_output=True, text=True).stdout.splitlines() if "==" in line)
+    """{name: version} of what pip lists in the simulation (ftlab, installed editable, left out)."""
+    freeze = sim.run("-m", "pip", "freeze", "--exclude-editable", capture_output=True, text=True).stdout
+    return dict(line.split("==") for line in freeze.splitlines() if "==" in line)
 
 
 def kernel_spec(sim):

@@ -23,7 +23,7 @@ SOURCE_ONLY = {"llama-cpp-python"}
 
 
 def resolve(requirements, constraints, tmp_path):
-    """The packages pip would install for `requirements` on Python 3.13, held to `constraints`: {name: (version, url)}."""
+    """{name: (version, url)}: what pip would install for `requirements` on Python 3.13, held to `constraints`."""
     (tmp_path / "constraints.txt").write_text("\n".join(constraints) + "\n")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", "-",

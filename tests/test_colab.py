@@ -73,9 +73,11 @@ def test_is_installed_reads_where_ftlab_was_installed_from(monkeypatch, tmp_path
 
 
 def fake_torch(available=False, cuda="12.8"):
-    return types.SimpleNamespace(__version__=f"2.11.0+cu{cuda.replace('.', '')}" if cuda else "2.11.0+cpu",
-                                 version=types.SimpleNamespace(cuda=cuda),
-                                 cuda=types.SimpleNamespace(is_available=lambda: available, get_device_name=lambda i: "Tesla T4"))
+    """A stand-in for the torch module: its version, CUDA build and whether it sees a GPU."""
+    return types.SimpleNamespace(
+        __version__=f"2.11.0+cu{cuda.replace('.', '')}" if cuda else "2.11.0+cpu",
+        version=types.SimpleNamespace(cuda=cuda),
+        cuda=types.SimpleNamespace(is_available=lambda: available, get_device_name=lambda index: "Tesla T4"))
 
 
 @pytest.mark.parametrize("torch, driver, expected", [

@@ -87,6 +87,7 @@ def test_a_missing_extra_is_left_out_a_missing_base_library_is_not(monkeypatch):
 
 def test_a_missing_extra_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # as if not installed
-    with pytest.raises(ModuleNotFoundError, match=r"extra 'llama-cpp'.*llama-cpp-python.*pip install -e .*\[llama-cpp\]"):
+    expected = r"extra 'llama-cpp'.*llama-cpp-python.*pip install -e .*\[llama-cpp\]"
+    with pytest.raises(ModuleNotFoundError, match=expected):
         environment.require("llama_cpp")
     assert environment.require("gguf").__name__ == "gguf"  # an installed module is simply imported
