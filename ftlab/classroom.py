@@ -46,18 +46,20 @@ TITLE_LINE = re.compile(r"^# (\d\d) · (.+)$")
 CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
+COLAB_COURSE = "/content/ftlab"  # where the install cell clones the course in Colab
 INSTALL_CELL = '''\
-# Colab only: fetch the course, install it with its pinned libraries, choose the gpu profile. Elsewhere: nothing.
+# Colab only: fetch the course, install it beside Colab's torch, check the GPU, choose the profile. Elsewhere: nothing.
 import os, subprocess, sys
 
 if "google.colab" in sys.modules:
-    COURSE = "/content/ftlab"
+    COURSE = "{course}"
     if not os.path.isdir(COURSE):
         subprocess.run(["git", "clone", "--depth", "1", "--branch", "{branch}", "{repository}", COURSE], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", COURSE], check=True)
     sys.path.insert(0, COURSE)  # this kernel started before the install: let `import ftlab` find it now
-    os.environ["FTLAB_PROFILE"] = "gpu"  # needs a GPU runtime: Runtime > Change runtime type > T4 GPU
-    print(f"ftlab is installed in {{COURSE}}; profile: gpu")
+    from ftlab import colab  # ftlab/colab.py: how, and why torch and torchvision stay Colab's
+
+    colab.install(COURSE)
+    os.environ["FTLAB_PROFILE"] = colab.choose_profile()  # gpu when torch sees the GPU; else it says why
 else:
     print("Not in Colab: nothing to install.")'''
 
@@ -68,8 +70,9 @@ def colab_url(path):
     return f"https://colab.research.google.com/github/{REPOSITORY.removeprefix('https://github.com/')}/blob/{BRANCH}/{relative}"
 
 
-def install_cell_source():
-    return INSTALL_CELL.format(repository=REPOSITORY, branch=BRANCH)
+def install_cell_source(course=COLAB_COURSE):
+    """The install cell; `course` is the folder it installs from (the Colab simulation, checks/, passes a checkout)."""
+    return INSTALL_CELL.format(repository=REPOSITORY, branch=BRANCH, course=course)
 
 
 def lesson_notebooks():

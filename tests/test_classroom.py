@@ -8,7 +8,7 @@ import types
 import nbformat
 import pytest
 
-from ftlab import classroom
+from ftlab import classroom, colab
 from ftlab.paths import ROOT
 
 # Lessons whose checked exercises are still to be written; CI says so when one of them gets its exercise notebook.
@@ -71,16 +71,24 @@ def test_the_install_cell_does_nothing_outside_colab(monkeypatch, capsys):
 def test_the_install_cell_sets_the_course_up_in_colab(monkeypatch):
     source = install_cell(classroom.exercise_notebooks()[0])
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    commands = []
+    commands, installed = [], []
     monkeypatch.setattr(subprocess, "run", lambda command, check: commands.append(command))
     monkeypatch.setattr(os.path, "isdir", lambda path: False)
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(colab, "install", installed.append)  # ftlab.colab, tested in tests/test_colab.py
+    monkeypatch.setattr(colab, "choose_profile", lambda: "gpu")
     monkeypatch.setenv("FTLAB_PROFILE", "cpu")  # restored after the test
     exec(compile(source, "install cell", "exec"), {})
-    clone, install = commands
+    [clone] = commands
     assert clone[:2] == ["git", "clone"] and classroom.REPOSITORY in clone and classroom.BRANCH in clone
-    assert install[1:] == ["-m", "pip", "install", "--quiet", "-e", clone[-1]]
-    assert sys.path[0] == clone[-1] and os.environ["FTLAB_PROFILE"] == "gpu"
+    assert clone[-1] == classroom.COLAB_COURSE and installed == [clone[-1]] and sys.path[0] == clone[-1]
+    assert os.environ["FTLAB_PROFILE"] == "gpu"
+
+
+def test_the_install_cell_installs_from_the_folder_given():
+    """The Colab simulation (checks/test_colab.py) runs the cell with this one change: the folder."""
+    here = classroom.install_cell_source(course="/some/checkout")
+    assert here.replace("/some/checkout", classroom.COLAB_COURSE) == classroom.install_cell_source()
 
 
 def nbgrader_cells(path):
