@@ -50,6 +50,7 @@ def answer_loss(model, tokenizer, conversations, batch_size=16):
     for start in range(0, len(conversations), batch_size):
         batch = answer_batch(tokenizer, conversations[start:start + batch_size], model.device)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = logits[:, -batch["input_ids"].shape[1]:]  # prompt tuning's virtual tokens come first: not scored
         labels = batch["labels"][:, 1:]  # the logits at position t predict token t+1
         total += torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
                                                    reduction="sum").item()

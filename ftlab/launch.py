@@ -198,8 +198,9 @@ def run_command(command, echo_prefix="ftlab:"):
 STATE_BYTES = {"weights": 2, "gradients": 2, "optimizer state": 12}
 SHARDS = {  # what each strategy splits over the GPUs (1/N each); the rest every GPU holds whole
     "DDP": (),
-    "ZeRO-2": ("gradients", "optimizer state"),
-    "ZeRO-3 / FSDP": ("weights", "gradients", "optimizer state"),
+    "ZeRO-1": ("optimizer state",),
+    "ZeRO-2": ("gradients", "optimizer state"),  # FSDP's SHARD_GRAD_OP
+    "ZeRO-3 / FSDP": ("weights", "gradients", "optimizer state"),  # FSDP's FULL_SHARD
 }
 
 

@@ -43,14 +43,15 @@ def checkpoints(profile):
     """What to score in `profile`: the start models first (the course's, rebuilt when missing; or the profile's
     real chat model), then whatever the lessons of this profile saved."""
     saved, adapter_dir = saved_dir(profile), profile.artifacts / "adapters"
+    rl = "model" if profile.course_model else "lora"  # on a real model lessons 09-11 train LoRA adapters
     lessons = [
         Checkpoint("LoRA r=8", "03", "lora", saved / "lora"),
         Checkpoint("LoRA math adapter", "03", "lora", adapter_dir / "math"),
         Checkpoint("LoRA story adapter", "03", "lora", adapter_dir / "story"),
         Checkpoint("bottleneck math adapter", "05", "bottleneck", adapter_dir / "bottleneck-math"),
-        Checkpoint("PPO", "09", "model", saved / "ppo"),
-        Checkpoint("DPO", "10", "model", saved / "dpo"),
-        Checkpoint("GRPO", "11", "model", saved / "grpo"),
+        Checkpoint("PPO", "09", rl, saved / "ppo"),
+        Checkpoint("DPO", "10", rl, saved / "dpo"),
+        Checkpoint("GRPO", "11", rl, saved / "grpo"),
     ]
     if profile.course_model:
         return [Checkpoint("base model", "01", "model", base_model.BASE_DIR, build=base_model.load_base_model),

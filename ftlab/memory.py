@@ -18,6 +18,16 @@ from dataclasses import dataclass
 
 MIB = 2 ** 20
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# Precisions a model trains in: (bytes a weight is stored in, bytes an activation is computed in).
+# "mixed": fp32 weights (the master copy the optimizer updates), bf16 (or fp16) activations through autocast,
+# what Trainer(bf16=True) does with a model loaded in fp32, and what the 16-bytes-per-parameter rule counts.
+# "bf16": pure bf16, weights too: half the memory, but an update smaller than 1/256 of a weight (bf16 keeps 8
+# significant bits) is rounded away, as most updates at learning rate 1e-5 are.
+PRECISIONS = {"fp32": (4, 4), "mixed": (4, 2), "bf16": (2, 2)}
+# Bytes AdamW keeps per trainable parameter: two running averages (momentum, variance) at the parameter's width,
+# or in 8 bits with one fp32 scale per block of 256 (bitsandbytes' 8-bit AdamW; its paged variant keeps the same
+# bytes and moves them to CPU memory when the GPU runs out).
+OPTIMIZER_STATES = {"adamw": None, "adamw_8bit": 2 * (1 + 4 / 256)}
 # bitsandbytes NF4 with double quantization (what QLoRA and Unsloth use): 4 bits per weight, plus per block
 # of 64 weights one 8-bit scale, plus per 256 blocks one fp32 scale of the scales.
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
@@ -121,20 +131,25 @@ class Estimate:
                 "activations": self.activations}
 
 
-def estimate(config, batch_size, seq_len, method="full", dtype="fp32", lora_r=8, gradient_checkpointing=False):
+def estimate(config, batch_size, seq_len, method="full", dtype="fp32", lora_r=8, gradient_checkpointing=False,
+             optimizer="adamw"):
     """Peak memory of one training step with AdamW, in bytes, by part.
 
     method: "full" (every weight trains), "lora" (frozen weights, LoRA of rank `lora_r` on all 7 linear
     layers of each decoder layer), "qlora" (as lora, the frozen linear weights stored in 4-bit NF4).
-    dtype: how weights are stored and activations computed, "fp32" or "bf16". Full fine-tuning keeps the
-    gradients and AdamW states in the weights' dtype; LoRA adapters, their gradients and states are fp32
-    (PEFT's default). The logits are always float32 (transformers computes the loss in float32): the
-    head keeps the log-probabilities for the backward pass, and the logits and their gradient exist
-    for a moment at the peak, so three vocabulary-sized rows per token.
+    dtype: a key of PRECISIONS: "fp32", "mixed" (fp32 weights, 16-bit activations) or "bf16" (pure bf16). Full
+    fine-tuning keeps the gradients and AdamW states at the weights' width; LoRA adapters, their gradients and
+    states are fp32 (PEFT's default). optimizer: "adamw" or "adamw_8bit" (OPTIMIZER_STATES). The logits are
+    always float32 (transformers computes the loss in float32): the head keeps the log-probabilities for the
+    backward pass, and the logits and their gradient exist for a moment at the peak, so three vocabulary-sized
+    rows per token.
     """
     if method not in ("full", "lora", "qlora"):
         raise ValueError(f"method must be full, lora or qlora, not {method!r}")
-    width = BYTES[dtype]
+    if dtype not in PRECISIONS or optimizer not in OPTIMIZER_STATES:
+        raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)} and optimizer one of "
+                         f"{', '.join(OPTIMIZER_STATES)}, not {dtype!r}, {optimizer!r}")
+    width, activation_width = PRECISIONS[dtype]
     params = parameter_count(config)
     if method == "qlora":
         weights = params["linear"] * NF4_BYTES + (params["total"] - params["linear"]) * width
@@ -147,9 +162,11 @@ def estimate(config, batch_size, seq_len, method="full", dtype="fp32", lora_r=8,
         weights += trainable * trainable_width
     per_token = activations_per_token(config, method, lora_r, gradient_checkpointing)
     tokens = batch_size * seq_len
-    activations = tokens * ((per_token["decoder"] + per_token["head"]) * width + per_token["logits"] * BYTES["fp32"])
-    return Estimate(weights=weights, gradients=trainable * trainable_width,
-                    optimizer=2 * trainable * trainable_width, activations=activations)
+    activations = tokens * ((per_token["decoder"] + per_token["head"]) * activation_width
+                            + per_token["logits"] * BYTES["fp32"])
+    state_bytes = OPTIMIZER_STATES[optimizer] or 2 * trainable_width
+    return Estimate(weights=weights, gradients=trainable * trainable_width, optimizer=trainable * state_bytes,
+                    activations=activations)
 
 
 # ---------------------------------------------------------------- measuring

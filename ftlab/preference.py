@@ -50,24 +50,27 @@ def group_advantages(rewards, group_size, scale=True, eps=1e-4):
 def reply_logps(model, tokenizer, prompts, replies, batch_size=32):
     """Summed log-probabilities log pi(reply | prompt) of whole replies, as DPO scores them (lessons 10)."""
     model.eval()
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(zip(prompts[start:start + batch_size], replies[start:start + batch_size]))
-        prompt_ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False)
-                      for p, _ in chunk]
-        full_ids = [tokenizer.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=True,
-                                                  return_dict=False) for p, r in chunk]
-        width = max(map(len, full_ids))
+    prompt_ids = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False)
+                  for p in prompts]
+    full_ids = [tokenizer.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=True,
+                                              return_dict=False) for p, r in zip(prompts, replies)]
+    out = torch.empty(len(prompts))
+    order = sorted(range(len(prompts)), key=lambda i: len(full_ids[i]))  # batches of similar lengths: little padding
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(full_ids[i]) for i in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
         reply_mask = torch.zeros(len(chunk), width)
-        for i, (p, f) in enumerate(zip(prompt_ids, full_ids)):
-            ids[i, :len(f)] = torch.tensor(f)
-            reply_mask[i, len(p):len(f)] = 1  # the reply's tokens (and its <|im_end|>), not the prompt
-        attention = (torch.arange(width) < torch.tensor([len(f) for f in full_ids])[:, None]).long()
-        logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits.float().cpu()
-        token_logps = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        out.append((token_logps * reply_mask[:, 1:]).sum(-1))
-    return torch.cat(out)
+        for row, i in enumerate(chunk):
+            ids[row, :len(full_ids[i])] = torch.tensor(full_ids[i])
+            reply_mask[row, len(prompt_ids[i]):len(full_ids[i])] = 1  # the reply's tokens (and its <|im_end|>)
+        attention = (torch.arange(width) < torch.tensor([len(full_ids[i]) for i in chunk])[:, None]).long()
+        logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits[:, :-1]
+        logits = logits.float().cpu()
+        # log softmax at the next token only: its logit minus the log-sum-exp (a real model's vocabulary is large)
+        token_logps = logits.gather(-1, ids[:, 1:, None]).squeeze(-1) - logits.logsumexp(-1)
+        out[chunk] = (token_logps * reply_mask[:, 1:]).sum(-1)
+    return out
 
 
 def preference_report(model, tokenizer, rows, reference_logps, beta=0.1):

@@ -103,20 +103,20 @@ def gpu_capability():
 # The real model's short runs, shared by the real and gpu profiles: what CI measures on the CPU is what a GPU
 # runs (in seconds there). Batch sizes count chats, blocks of text, pairs, rollouts or completions per step.
 REAL_STAGES = {
-    "pretrain": Stage(steps=16, batch_size=4, learning_rate=5e-5),
+    "pretrain": Stage(steps=10, batch_size=4, learning_rate=5e-5),  # lesson 01: about 10 s a step on 2 cores
     "sft": Stage(steps=24, batch_size=8, learning_rate=5e-5),
-    "overfit": Stage(steps=8, batch_size=4, learning_rate=5e-5),  # lesson 02, section 8: the runs only (see there)
+    "overfit": Stage(steps=6, batch_size=4, learning_rate=5e-5),  # lesson 02, section 8: the runs only (see there)
     "lora": Stage(steps=30, batch_size=8, learning_rate=1e-3),
     "lora_sweep": Stage(steps=12, batch_size=8, learning_rate=1e-3),  # lesson 03: three ranks
     "lora_task": Stage(steps=12, batch_size=8, learning_rate=1e-3),  # lesson 03: a math and a story adapter
     "qlora": Stage(steps=16, batch_size=8, learning_rate=1e-3),  # lesson 04: LoRA on the model in 4 bits
     "adapter": Stage(steps=30, batch_size=8, learning_rate=1e-3),
-    "prompt_tuning": Stage(steps=20, batch_size=8, learning_rate=3e-2),
-    "peft_compare": Stage(steps=12, batch_size=8, learning_rate=1e-3),
+    "prompt_tuning": Stage(steps=12, batch_size=8, learning_rate=3e-2),  # lesson 06: x 4 runs
+    "peft_compare": Stage(steps=8, batch_size=6, learning_rate=1e-3),  # lesson 07: x 8 methods
     "reward": Stage(steps=20, batch_size=4, learning_rate=3e-4),  # lesson 08: LoRA + head, about 50 s on 2 cores
-    "dpo": Stage(steps=30, batch_size=8, learning_rate=5e-6),
-    "ppo": Stage(steps=10, batch_size=16, learning_rate=1e-6),
-    "grpo": Stage(steps=30, batch_size=16, learning_rate=5e-6),
+    "dpo": Stage(steps=8, batch_size=2, learning_rate=2e-4),  # lesson 10: LoRA, about 30 s a method on 2 cores
+    "ppo": Stage(steps=4, batch_size=8, learning_rate=5e-5),  # lesson 09: about 20 s per iteration on 2 cores
+    "grpo": Stage(steps=18, batch_size=16, learning_rate=1e-4),  # lesson 11: LoRA, about 9 s a step on 2 cores
     "export": Stage(steps=30, batch_size=8, learning_rate=1e-3),
 }
 
@@ -140,7 +140,7 @@ PROFILES = {
             "prompt_tuning": Stage(steps=100, batch_size=16, learning_rate=3e-2),
             "peft_compare": Stage(steps=30, batch_size=16, learning_rate=3e-3),  # x 8 methods: lesson 07 in 3 minutes
             # Lessons 08-11 (alignment): batch = preference pairs (reward, dpo), rollouts (ppo), completions (grpo).
-            "reward": Stage(steps=50, batch_size=16, learning_rate=1e-3),
+            "reward": Stage(steps=100, batch_size=32, learning_rate=1e-3),  # lesson 08: 3 passes, style pairs saturate
             "dpo": Stage(steps=50, batch_size=16, learning_rate=1e-5),
             "ppo": Stage(steps=20, batch_size=32, learning_rate=5e-5),
             "grpo": Stage(steps=200, batch_size=64, learning_rate=2e-4),  # lesson 11: 1e-4 gave 1.9x reward, 3e-4 dips first

@@ -13,7 +13,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 from trl import RewardConfig, RewardTrainer
 
-from . import cache, data, models, sft
+from . import cache, chat, data, models, sft
 from .profiles import course_profile
 
 
@@ -152,8 +152,9 @@ def final_number(text):
 
 
 def correctness_reward(completions, answer, **kwargs):
-    """1 when the reply's final number is the right answer, else 0. `answer` is the dataset column."""
-    return [1.0 if final_number(completion_text(c)) == a else 0.0 for c, a in zip(completions, answer)]
+    """1 when the reply's final number (after the last '=', or the last number: "The answer is 12.") is the right
+    answer, else 0: the rule the held-out accuracy uses (`chat.is_correct`). `answer` is the dataset column."""
+    return [1.0 if chat.is_correct("math", completion_text(c), a) else 0.0 for c, a in zip(completions, answer)]
 
 
 FORMAT = re.compile(r"^\s*\d+\s*[+-]\s*\d+\s*=\s*-?\d+\s*$")

@@ -3,8 +3,10 @@
 
 On a machine with an NVIDIA GPU and no internet (see docs/benchmarks.md for the exact device command):
   1. installs the wheels carried in .gpu_wheels/ (trl, unsloth, datasets, bitsandbytes, ...) into a folder;
-  2. builds a Qwen2.5-0.5B-shaped model with random weights from its config (no hub weights) and the course
-     tokenizer trained on the course corpus, and saves both to a work folder;
+  2. builds a model of SmolLM2-135M's shape (the gpu profile's model: Llama, 30 layers) with random weights from its
+     config (no hub weights) and the real model's tokenizer and chat template (from the real profile's converted
+     model, artifacts/models/SmolLM2-135M-Instruct, carried to the machine; the course tokenizer where it is
+     absent, which the results say), and saves both to a work folder;
   3. runs each part in its own Python process, so that one failure (or a broken CUDA context) hides nothing:
        bench_unsloth, bench_plain  the same LoRA SFT (model, data, batch, sequence length) through Unsloth and
                                    through plain transformers + PEFT: tokens/s and peak GPU memory
@@ -44,7 +46,7 @@ PARTS = ["bench_unsloth", "bench_plain", "sft", "qlora", "dpo", "grpo"]
 PART_HELP = {
     "bench_unsloth": "LoRA SFT through Unsloth (FastLanguageModel): tokens/s, peak GPU memory",
     "bench_plain": "the same LoRA SFT through plain transformers + PEFT (no Unsloth imported)",
-    "sft": "LoRA SFT through Unsloth with the course's SFT config (assistant-only loss)",
+    "sft": "LoRA SFT through Unsloth with the course's SFT config (prompt-completion, loss on the answers)",
     "qlora": "the same SFT on the model loaded in 4 bits (QLoRA, bitsandbytes)",
     "dpo": "DPO through Unsloth on the course preference pairs",
     "grpo": "GRPO through Unsloth on the course prompts, with a correctness reward",
@@ -59,6 +61,21 @@ SLIM = {
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "UNSLOTH_DISABLE_STATISTICS": "1", "TOKENIZERS_PARALLELISM": "false",
                "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
+
+
+# The gpu profile's model (HuggingFaceTB/SmolLM2-135M, its config.json), beside ftlab.architectures.REAL_MODELS
+SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+               num_key_value_heads=3, tie_word_embeddings=True)
+
+
+def shapes():
+    """name -> (config class, settings) of the shapes the run can build."""
+    sys.path.insert(0, str(ROOT))
+    from transformers import LlamaConfig
+
+    from ftlab.architectures import REAL_MODELS
+
+    return {"SmolLM2-135M": (LlamaConfig, SMOLLM2), **REAL_MODELS}
 
 
 # ---------------------------------------------------------------- arguments
@@ -86,8 +103,9 @@ def parse_args(argv=None):
                    help="benchmark sequence length, every sequence full (default 1024, the gpu profile's)")
     p.add_argument("--grad-ckpt", choices=["on", "off"], default="on",
                    help="gradient checkpointing in the benchmark, on both paths (default on)")
-    p.add_argument("--model", default="Qwen2.5-0.5B",
-                   help="a shape from ftlab.architectures.REAL_MODELS, built with random weights (default Qwen2.5-0.5B)")
+    p.add_argument("--model", default="SmolLM2-135M",
+                   help="a shape from SHAPES (SmolLM2-135M or ftlab.architectures.REAL_MODELS), built with random "
+                        "weights (default SmolLM2-135M)")
     p.add_argument("--tiny", action="store_true",
                    help="a tiny model of the same family instead (a smoke test of the script, e.g. on CPU)")
     p.add_argument("--wheels", type=Path, default=WHEEL_DIR, help="folder of wheels to install (default .gpu_wheels)")
@@ -232,12 +250,10 @@ def install_wheels(folder, site):
 # ---------------------------------------------------------------- model and data (used by the parts)
 def model_settings(args):
     """(config class name, settings) of the model the run builds."""
-    sys.path.insert(0, str(ROOT))
-    from ftlab.architectures import REAL_MODELS
-
-    if args.model not in REAL_MODELS:
-        raise SystemExit(f"unknown --model {args.model!r}: choose one of {', '.join(REAL_MODELS)}")
-    config_class, settings = REAL_MODELS[args.model]
+    known = shapes()
+    if args.model not in known:
+        raise SystemExit(f"unknown --model {args.model!r}: choose one of {', '.join(known)}")
+    config_class, settings = known[args.model]
     settings = dict(settings)
     if args.tiny:
         settings.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -259,16 +275,18 @@ def count_parameters(config_name, settings):
 
 
 def build_model_dir(args, target):
-    """Course tokenizer + the model with random weights, saved to `target` (bf16 safetensors)."""
+    """The real model's tokenizer (or the course's) + the model with random weights, saved to `target` (bf16)."""
     import torch
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     sys.path.insert(0, str(ROOT))
-    from ftlab import architectures, tokenizer as course_tokenizer
+    from ftlab import models, tokenizer as course_tokenizer
 
-    tok = course_tokenizer.train_tokenizer(corpus_texts(), model_max_length=max(args.seq_len, 2048))
+    real = (models.REAL_MODEL_DIR / "tokenizer.json").exists()
+    tok = (AutoTokenizer.from_pretrained(models.REAL_MODEL_DIR) if real
+           else course_tokenizer.train_tokenizer(corpus_texts(), model_max_length=max(args.seq_len, 2048)))
     config_name, settings = model_settings(args)
-    config_class = architectures.REAL_MODELS[args.model][0]
+    config_class = shapes()[args.model][0]
     # The real model's vocabulary size stays (151936 for Qwen2.5): the embedding and the LM head, a large
     # share of a small model's compute and memory, keep their real size. The course tokenizer uses the first
     # few hundred ids; the others are never in the data.
@@ -285,6 +303,7 @@ def build_model_dir(args, target):
     del model
     return {"model": args.model if not args.tiny else f"{args.model} (tiny)", "config": config_name,
             "parameters": n_params, "vocab_size": vocab, "tokenizer_vocab": len(tok),
+            "tokenizer": "SmolLM2-135M-Instruct's (chat template included)" if real else "the course's",
             "hidden_size": settings["hidden_size"], "layers": settings["num_hidden_layers"]}
 
 
@@ -333,12 +352,12 @@ def _check_losses(losses, steps_done, steps_asked):
 
 
 def _precision(device):
-    if device != "cuda":
-        return {"bf16": False, "fp16": False}
-    import torch
+    """The course's rule (ftlab.profiles): bf16 from compute capability 8 on, fp16 below (a T4's 7.5), as Unsloth
+    loads the model; torch.cuda.is_bf16_supported() says True on a T4, which only emulates bf16."""
+    sys.path.insert(0, str(ROOT))
+    from ftlab.profiles import PROFILES
 
-    bf16 = torch.cuda.is_bf16_supported()
-    return {"bf16": bf16, "fp16": not bf16}
+    return PROFILES["gpu"].precision() if device == "cuda" else {"bf16": False, "fp16": False}
 
 
 def _common_trainer_args(args, device, output_dir, steps):
@@ -467,34 +486,23 @@ def part_sft(args, device, model_dir, work, load_in_4bit):
     from trl import SFTTrainer
 
     sys.path.insert(0, str(ROOT))
+    from ftlab import chat
     from ftlab.profiles import PROFILES
     from ftlab.sft import sft_config
 
     profile = PROFILES["gpu"]
     model, tokenizer = _load_unsloth(model_dir, profile.max_seq_length, load_in_4bit=load_in_4bit)
-    rows = [{"messages": r["messages"]} for r in course_rows("sft", 64 * args.steps)]
-    dataset = Dataset.from_list(rows)
-    result, notes = {"load_in_4bit": load_in_4bit}, []
-    for assistant_only in (True, False):
-        try:
-            config = sft_config(work / "sft", profile, max_steps=args.steps, eval_strategy="no", logging_steps=1,
-                                assistant_only_loss=assistant_only, use_cpu=device != "cuda",
-                                **_precision(device), dataset_num_proc=1)
-            trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-            trainer.train()
-            break
-        except Exception as err:  # noqa: BLE001
-            if not assistant_only:
-                raise
-            notes.append(f"assistant_only_loss=True failed ({type(err).__name__}: {str(err)[:300]}); "
-                         "retried with assistant_only_loss=False")
+    # prompt-completion pairs: the loss on the answers only (completion_only_loss), with any chat template
+    dataset = Dataset.from_list([chat.prompt_completion(r) for r in course_rows("sft", 64 * args.steps)])
+    config = sft_config(work / "sft", profile, max_steps=args.steps, eval_strategy="no", logging_steps=1,
+                        use_cpu=device != "cuda", **_precision(device), dataset_num_proc=1)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()  # no retry with another loss: a failure here is the finding
     losses = _losses(trainer)
     _check_losses(losses, trainer.state.global_step, args.steps)
-    result.update(steps=trainer.state.global_step, losses=losses, assistant_only_loss=assistant_only,
-                  batch_size=config.per_device_train_batch_size, max_length=config.max_length)
-    if notes:
-        result["notes"] = notes
-    return result
+    return {"load_in_4bit": load_in_4bit, "steps": trainer.state.global_step, "losses": losses,
+            "completion_only_loss": config.completion_only_loss, "batch_size": config.per_device_train_batch_size,
+            "max_length": config.max_length}
 
 
 def _gpu_stage(name, batch_size, learning_rate):
@@ -894,7 +902,8 @@ def plan(args):
     config_name, settings = model_settings(args)
     n = count_parameters(config_name, settings)
     lines.append(f"model: {args.model}{' (tiny)' if args.tiny else ''} shape, {config_name}, random weights, "
-                 f"about {n / 1e6:.0f}M parameters, course tokenizer")
+                 f"about {n / 1e6:.0f}M parameters, SmolLM2-135M-Instruct's tokenizer (carry "
+                 f"artifacts/models/SmolLM2-135M-Instruct/tokenizer*; the course tokenizer without it)")
     lines.append(f"parts, in order (each its own process, limit {args.part_timeout_s:.0f} s each, "
                  f"{args.budget_s:.0f} s in all):")
     for part in args.parts:

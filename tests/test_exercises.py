@@ -14,7 +14,7 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-from ftlab import adapters, data, ppo, preference, rewards, world
+from ftlab import adapters, chat, data, ppo, preference, rewards, world
 from ftlab.exercises import (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
                              lesson09, lesson10, lesson11, lesson12, lesson13)
 
@@ -108,11 +108,14 @@ def test_next_token_loss_needs_the_shift(model, tokenizer):
 
 # ---------------------------------------------------------------- 02 sft
 def test_trained_tokens_counts_the_end_of_turn(tokenizer):
-    out = tokenizer.apply_chat_template(lesson02.CONVERSATION, return_dict=True, return_assistant_tokens_mask=True)
-    n = sum(out["assistant_masks"])
+    # the completion after the prompt's common prefix, as TRL finds it: the answer, <|im_end|> and the line break
+    out = chat.encode(tokenizer, lesson02.CONVERSATION)
+    n = sum(out["completion_mask"])
+    answer = tokenizer(lesson02.CONVERSATION[-1]["content"], add_special_tokens=False).input_ids
+    assert n == len(answer) + 2
     lesson02.trained_tokens(n, tokenizer)
     fails(lesson02.trained_tokens, len(out["input_ids"]), tokenizer, match="every token")
-    fails(lesson02.trained_tokens, n - 1, tokenizer, match="end of the turn")
+    fails(lesson02.trained_tokens, len(answer), tokenizer, match="end of the turn")
     fails(lesson02.trained_tokens, n + 2, tokenizer, match="too many")
     fails(lesson02.trained_tokens, 3.5, tokenizer, match="whole number")
 

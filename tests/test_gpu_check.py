@@ -23,7 +23,7 @@ ESSENTIAL = {"unsloth", "unsloth_zoo", "trl", "datasets", "bitsandbytes", "peft"
 def test_defaults_run_every_part_in_order():
     args = gpu_check.parse_args([])
     assert args.parts == gpu_check.PARTS
-    assert (args.steps, args.batch_size, args.seq_len, args.model) == (5, 8, 1024, "Qwen2.5-0.5B")
+    assert (args.steps, args.batch_size, args.seq_len, args.model) == (5, 8, 1024, "SmolLM2-135M")
     assert not args.plan and not args.no_install
 
 
@@ -120,14 +120,26 @@ def test_install_without_wheels_says_how_to_get_them(tmp_path):
 
 
 # ---------------------------------------------------------------- model
-@pytest.mark.parametrize("name", ["Qwen2.5-0.5B", "Llama-3.2-1B"])
-def test_the_parameter_count_matches_the_model(name):
-    from ftlab.architectures import model_without_weights
+@pytest.mark.parametrize("name, published", [("SmolLM2-135M", 134.5e6), ("Qwen2.5-0.5B", 494e6),
+                                             ("Llama-3.2-1B", 1236e6)])
+def test_the_parameter_count_matches_the_model(name, published):
+    from ftlab.architectures import without_weights
 
     args = gpu_check.parse_args(["--model", name])
+    config_class, settings = gpu_check.shapes()[name]
     counted = gpu_check.count_parameters(*gpu_check.model_settings(args))
-    assert counted == sum(p.numel() for p in model_without_weights(name).parameters())
-    assert 0.45e9 < counted < 1.3e9  # the issue's 0.5B-1B class
+    assert counted == sum(p.numel() for p in without_weights(config_class(**settings)).parameters())
+    assert abs(counted / published - 1) < 0.01
+
+
+def test_precision_follows_the_compute_capability(monkeypatch):
+    """The course's rule, not torch.cuda.is_bf16_supported() (True on a T4 by emulation)."""
+    from ftlab import profiles
+
+    monkeypatch.setattr(profiles, "gpu_capability", lambda: (7, 5))
+    assert gpu_check._precision("cuda") == {"bf16": False, "fp16": True}
+    monkeypatch.setattr(profiles, "gpu_capability", lambda: (8, 0))
+    assert gpu_check._precision("cuda") == {"bf16": True, "fp16": False}
 
 
 # ---------------------------------------------------------------- plan, results, page
@@ -136,7 +148,7 @@ def test_plan_lists_parts_model_and_wheels(tmp_path, capsys):
     out = capsys.readouterr().out
     for part in gpu_check.PARTS:
         assert part in out
-    assert "494M parameters" in out
+    assert "135M parameters" in out
     assert "not fetched" in out and "fetch_gpu_wheels.sh" in out
     assert "of 64 MiB" in out
 

@@ -93,6 +93,7 @@ def test_model_state_per_gpu_matches_the_zero_paper():
     # Rajbhandari et al. 2020, figure 1: a 7.5B model on 64 GPUs, mixed-precision Adam.
     gb = {s: launch.model_state_per_gpu(7.5e9, 64, s) / 1e9 for s in launch.SHARDS}
     assert gb["DDP"] == pytest.approx(120)
+    assert gb["ZeRO-1"] == pytest.approx(31.4, abs=0.05)
     assert gb["ZeRO-2"] == pytest.approx(16.6, abs=0.05)
     assert gb["ZeRO-3 / FSDP"] == pytest.approx(1.9, abs=0.05)
 

@@ -61,6 +61,18 @@ def test_estimate_parts_for_full_fine_tuning_in_fp32(course_config):
     assert e.total == sum(e.parts().values())
 
 
+def test_mixed_precision_keeps_16_bytes_per_parameter_and_8_bit_adamw_shrinks_the_states(course_config):
+    n = memory.parameter_count(course_config)["total"]
+    mixed = memory.estimate(course_config, 2, 8, "full", "mixed")
+    assert (mixed.weights + mixed.gradients + mixed.optimizer) == 16 * n  # fp32 master weights, grads, two states
+    pure = memory.estimate(course_config, 2, 8, "full", "bf16")
+    assert (pure.weights + pure.gradients + pure.optimizer) == 8 * n and pure.activations == mixed.activations
+    eight_bit = memory.estimate(course_config, 2, 8, "full", "mixed", optimizer="adamw_8bit")
+    assert eight_bit.optimizer == pytest.approx(2 * n, rel=0.02) and eight_bit.weights == mixed.weights
+    with pytest.raises(ValueError, match="optimizer"):
+        memory.estimate(course_config, 2, 8, optimizer="sgd")
+
+
 def test_lora_and_qlora_shrink_what_they_should():
     config = architectures.real_config("Qwen2.5-7B")
     full = memory.estimate(config, 1, 1024, "full", "bf16")

@@ -55,19 +55,21 @@ def test_whiten():
     assert ppo.whiten(x, mask).tolist() == pytest.approx([-math.sqrt(1.5), 0.0, math.sqrt(1.5), 0.0], abs=1e-4)
 
 
+def _tiny_models(tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id, num_labels=1)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config), LlamaForSequenceClassification(config)
+
+
 def test_one_iteration_runs_on_a_tiny_model(course_tokenizer):
     """A whole PPO iteration (rollout, scores, GAE, updates) on a random 2-layer model: shapes fit, weights move."""
     import copy
 
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
-
-    config = LlamaConfig(vocab_size=len(course_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=course_tokenizer.pad_token_id,
-                         num_labels=1)
-    torch.manual_seed(0)
-    policy = LlamaForCausalLM(config)
+    policy, value_model = _tiny_models(course_tokenizer)
     ref = copy.deepcopy(policy)
-    value_model = LlamaForSequenceClassification(config)
     before = policy.model.embed_tokens.weight.clone()
     prompts = [[{"role": "user", "content": "Tell me a story."}]] * 4
     settings = ppo.PPOSettings(iterations=1, rollouts=4, max_new_tokens=5, minibatches=2, ppo_epochs=1)
@@ -75,3 +77,33 @@ def test_one_iteration_runs_on_a_tiny_model(course_tokenizer):
     assert len(history) == 1 and len(history[0]["replies"]) == 4
     assert 1 <= history[0]["length"] <= 5
     assert not torch.equal(before, policy.model.embed_tokens.weight)
+
+
+def test_lora_policy_and_value_model(course_tokenizer):
+    """A real model's PPO (lesson 09): LoRA adapters on the policy and the value model. The value model reads the
+    adapted trunk and its own head; one iteration trains the adapters and the head, nothing else."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    policy, value_model = _tiny_models(course_tokenizer)
+    ref = copy.deepcopy(policy)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    plain_values = ppo.reply_token_values(value_model, ids, torch.ones_like(ids), start=2)
+    policy = get_peft_model(policy, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    value_model = get_peft_model(value_model, LoraConfig(r=4, target_modules="all-linear", task_type="SEQ_CLS"))
+    # LoRA starts at B = 0: the adapted value model gives the same values as the plain one
+    assert torch.equal(ppo.reply_token_values(value_model, ids, torch.ones_like(ids), start=2), plain_values)
+
+    def weights():
+        return {f"{who}.{n}": p for who, model in [("policy", policy), ("value", value_model)]
+                for n, p in model.named_parameters()}
+
+    before = {n: (p.clone(), p.requires_grad) for n, p in weights().items()}
+    settings = ppo.PPOSettings(iterations=1, rollouts=4, max_new_tokens=5, minibatches=2, ppo_epochs=1, learning_rate=1e-2)
+    prompts = [[{"role": "user", "content": "Tell me a story."}]] * 4
+    ppo.train(policy, ref, value_model, lambda p, r: torch.ones(len(r)), course_tokenizer, prompts, settings)
+    changed = {n for n, p in weights().items() if not torch.equal(p, before[n][0])}
+    assert changed and all(before[n][1] for n in changed)  # only trainable weights moved
+    assert any("lora_" in n for n in changed if n.startswith("policy."))
+    assert any("score" in n for n in changed if n.startswith("value."))  # the value head learns

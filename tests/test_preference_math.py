@@ -49,3 +49,26 @@ def test_group_advantages_by_hand():
 def test_group_advantages_need_whole_groups():
     with pytest.raises(RuntimeError):
         preference.group_advantages(torch.ones(6), group_size=4)
+
+
+def test_reply_logps_by_hand_in_any_batching(course_tokenizer):
+    """reply_logps batches replies of similar lengths together: each result must still belong to its own reply, and
+    equal the reply tokens' log-probabilities summed by hand."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(course_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=course_tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    prompts = [[{"role": "user", "content": "What is 3+4?"}]] * 3
+    replies = ["3+4=7 and a much longer reply than the others", "3+4=7", "seven"]
+    one_by_one = preference.reply_logps(model, course_tokenizer, prompts, replies, batch_size=1)
+    assert torch.allclose(preference.reply_logps(model, course_tokenizer, prompts, replies, batch_size=2), one_by_one,
+                          atol=1e-4)
+    prompt = course_tokenizer.apply_chat_template(prompts[1], add_generation_prompt=True, tokenize=True, return_dict=False)
+    full = course_tokenizer.apply_chat_template(prompts[1] + [{"role": "assistant", "content": replies[1]}],
+                                                tokenize=True, return_dict=False)
+    with torch.no_grad():
+        logps = torch.log_softmax(model(torch.tensor([full])).logits[0, :-1], -1)
+    by_hand = sum(logps[t - 1, full[t]].item() for t in range(len(prompt), len(full)))
+    assert one_by_one[1].item() == pytest.approx(by_hand, abs=1e-4)
