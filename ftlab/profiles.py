@@ -39,6 +39,7 @@ class Profile:
     chat_model: str  # where lessons start that need a chat model (08-12)
     max_seq_length: int
     eval_chats: int | None = None  # held-out chats a leaderboard scores each model on (None: all 200)
+    eval_blocks: int = 64  # held-out blocks of text lesson 01 measures its loss on, before, during and after
     seed: int = 0
     stages: dict = field(default_factory=dict)
 
@@ -131,7 +132,7 @@ PROFILES = {
             # 500 steps depending on the seed: 600 steps reach it at every seed measured.
             "sft": Stage(steps=600, batch_size=16, learning_rate=1e-3),
             "overfit": Stage(steps=100, batch_size=8, learning_rate=1e-3),  # lesson 02, section 8: 32 chats, 25 passes
-            "lora": Stage(steps=300, batch_size=16, learning_rate=3e-3),  # lesson 03: LoRA takes a higher rate
+            "lora": Stage(steps=600, batch_size=16, learning_rate=3e-3),  # lesson 03: SFT's steps, at a higher rate
             "lora_sweep": Stage(steps=100, batch_size=16, learning_rate=3e-3),  # lesson 03: three ranks
             "lora_task": Stage(steps=40, batch_size=16, learning_rate=3e-3),  # lesson 03: a math and a story adapter
             "qlora": Stage(steps=60, batch_size=16, learning_rate=3e-3),  # lesson 04: LoRA on the model in 4 bits
@@ -149,7 +150,8 @@ PROFILES = {
     ),
     "real": Profile(
         name="real", device="cpu", course_model=False, base_model="SmolLM2-135M-Instruct",
-        chat_model="SmolLM2-135M-Instruct", max_seq_length=256, eval_chats=40, stages=REAL_STAGES,
+        chat_model="SmolLM2-135M-Instruct", max_seq_length=256, eval_chats=40, eval_blocks=16,
+        stages=REAL_STAGES,
     ),
     "gpu": Profile(
         name="gpu", device="cuda", course_model=False, base_model="HuggingFaceTB/SmolLM2-135M",
