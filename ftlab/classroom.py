@@ -27,9 +27,9 @@ GLOSSARY = ROOT / "docs" / "glossary.md"
 TITLES_ZH = {
     "00": "欢迎：课程、环境与训练的四个阶段",
     "01": "预训练：从零训练分词器与语言模型",
-    "02": "有监督微调（SFT），全参数微调",
+    "02": "监督微调（SFT）：全参数微调",
     "03": "LoRA 低秩适配",
-    "04": "QLoRA 量化低秩适配与显存",
+    "04": "QLoRA 量化低秩适配与显存占用",
     "05": "适配器（瓶颈适配器）",
     "06": "提示微调、前缀微调与 P-tuning",
     "07": "参数高效微调（PEFT）方法比较",
@@ -38,7 +38,7 @@ TITLES_ZH = {
     "10": "直接偏好优化（DPO）及其变体",
     "11": "组相对策略优化（GRPO）与可验证奖励",
     "12": "评估、模型合并、导出与部署",
-    "13": "分布式训练：扩展到多个进程",
+    "13": "分布式训练：多进程与多卡",
 }
 
 HEADER_ID, INSTALL_ID = "ftlab-header", "ftlab-colab-install"  # fixed cell ids: rewriting a header is idempotent
