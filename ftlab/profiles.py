@@ -230,8 +230,12 @@ def setup(profile=None, seed=None, quiet=False):
     # Unsloth first, in both profiles: on a GPU it brings its kernels; on a CPU its fallback also keeps
     # TRL away from a Triton kernel that needs a GPU driver (trl 1.15 calls it whenever Triton is installed).
     import unsloth  # noqa: F401
-
+    from huggingface_hub.utils import enable_progress_bars
     from transformers import set_seed
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" at every load: a bar that says nothing here
+    enable_progress_bars()  # ...which also silenced downloads (the gpu profile's models): they keep their bars
 
     set_seed(chosen.seed)
     if not quiet:
