@@ -1,4 +1,5 @@
 """Lesson 07's measurements: peak memory, one table row from a real run, and parameter counts of real models."""
+import subprocess
 import sys
 
 import pytest
@@ -26,6 +27,31 @@ def test_peak_memory_sees_what_a_block_allocates_even_after_a_bigger_block():
     assert 190 * MIB < big.used < 260 * MIB, big.used / MIB
     # freed memory went back to the system, so the second block is not hidden in the first one's leftovers
     assert 35 * MIB < small.used < 100 * MIB, small.used / MIB
+
+
+REUSED_HOLE = """
+import ctypes, torch
+from ftlab import peft_compare
+libc = ctypes.CDLL(None)
+libc.mallopt(-3, 2 ** 29)  # M_MMAP_THRESHOLD: large blocks from malloc's heap, as after its threshold has risen
+libc.mallopt(-1, 2 ** 30)  # M_TRIM_THRESHOLD: and freed ones stay there
+hole = torch.ones(60 * 2 ** 18)
+keep = torch.ones(1000)  # after the hole, so the heap's top cannot shrink over it
+del hole
+with peft_compare.PeakMemory("cpu") as peak:
+    y = torch.ones(40 * 2 ** 18)  # 40 MiB, fits in the freed 60 MiB
+    del y
+print(peak.used)
+"""
+
+
+@linux_only
+def test_peak_memory_sees_a_block_that_reuses_memory_malloc_had_freed():
+    # What CI met: a tensor placed in a hole that malloc kept resident from earlier work added nothing to the
+    # process's memory, and the block read 0. Its own process, because the malloc settings are process-wide.
+    out = subprocess.run([sys.executable, "-c", REUSED_HOLE], capture_output=True, text=True, check=True)
+    used = int(out.stdout.split()[-1])
+    assert 35 * MIB < used < 100 * MIB, used / MIB
 
 
 @pytest.mark.parametrize("config_class,model_class", [(LlamaConfig, LlamaForCausalLM), (Qwen2Config, Qwen2ForCausalLM)])
