@@ -97,6 +97,7 @@ notebooks: install
 	for nb in notebooks/[0-9]*.ipynb; do \
 	  $(OFFLINE) FTLAB_SEED=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
 	done
+	$(BIN)/python -m ftlab.classroom headers notebooks/[0-9]*.ipynb  # the install cells' outputs cleared
 
 # Do the lessons' claims hold beyond one run? Every lesson at seeds 0-4 and with torch's CPU kernels limited to AVX2
 # (as on another CPU), each setting from scratch in artifacts/robustness/; then a table per claim: threshold,

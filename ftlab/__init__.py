@@ -4,14 +4,17 @@ Start every lesson with `P = ftlab.setup()`, before importing transformers or tr
 The modules, by lesson:
 - everywhere: profiles (cpu/gpu settings and shared trainer settings), paths (where things live, atomic writes),
   cache (models saved with their recipe), environment (the pins),
-  world and data (the course datasets), chat and evaluate (measuring), plots, show;
+  world and data (the course datasets), chat and evaluate (measuring), stats (how sure a measured accuracy is),
+  plots, show;
 - the classroom: classroom (lesson headers: Colab badge and install cell, bilingual titles, the repository's
   address), exercises (the exercises' checks, one module per lesson);
 - 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
 - 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo;
 - 12 leaderboard (every checkpoint scored alike), gguf_export (GGUF files for llama.cpp);
 - 13 launch (training as a script from a run config, on as many processes as a launcher starts), llamafactory
-  (the course datasets in LLaMA-Factory's formats).
+  (the course datasets in LLaMA-Factory's formats);
+- 14 own_data (a dataset of yours: its format, the checks before training, deduplication, splits) and finetune
+  (`ftlab finetune`, the lesson's path as a command).
 """
 from .profiles import Profile, Stage, get_profile, setup
 

@@ -83,14 +83,38 @@ def reply(model, tokenizer, conversations, max_new_tokens=32, batch_size=32):
     return replies
 
 
-def is_correct(task, response, answer):
-    """Math: the number after the last '=' (or the last number) is the answer. Facts: the answer word appears."""
+SUM = r"(\d+)\s*([+-])\s*(\d+)"  # a sum or a difference as the course's questions and replies write it
+
+
+def is_correct(task, question, response, answer):
+    """Whether `response` answers `question` right.
+
+    Math: the number after the reply's last '=' must be the answer, and a sum written just before that '=' must be
+    the question's own (or, for '+', its operands swapped): "8+9=15" does not answer "What is 8+7?", though 15 is
+    right. A reply without '=' is read by its last number ("The answer is 15."). Facts: the answer word appears."""
     if task == "math":
-        numbers = re.findall(r"=\s*(-?\d+)", response) or re.findall(r"-?\d+", response)
-        return bool(numbers) and numbers[-1] == answer
+        asked = re.search(SUM, question)
+        if asked is None:
+            raise ValueError(f"math question {question!r} holds no sum such as 3+4")
+        if "=" not in response:
+            numbers = re.findall(r"-?\d+", response)
+            return bool(numbers) and numbers[-1] == answer
+        written, result = response.rsplit("=", 1)
+        result = re.match(r"\s*(-?\d+)", result)
+        if result is None or result.group(1) != answer:
+            return False
+        written = re.search(SUM + r"\s*$", written)
+        a, op, b = asked.groups()
+        allowed = {(a, op, b), (b, op, a)} if op == "+" else {(a, op, b)}
+        return written is None or written.groups() in allowed
     if task == "fact":
         return answer in re.findall(r"[a-z]+", response.lower())
     raise ValueError(f"task {task!r} has no checkable answer")
+
+
+def question_of(prompt):
+    """The user's last words in a conversation (a list of messages), or the prompt itself when it is text."""
+    return prompt[-1]["content"] if isinstance(prompt, list) else prompt
 
 
 def prompt_of(row):
@@ -111,8 +135,26 @@ def distinct_questions(rows):
     return out
 
 
+def problem_of(task, question):
+    """What a question asks, whatever its phrasing: the sum ("6+4") or the fact's subject ("cow"). Questions on one
+    problem are not independent evidence (`ftlab.stats`)."""
+    if task == "math":
+        return "".join(re.search(SUM, question).groups())
+    subject = re.search(r"\b(?:a|an|the) (\w+)", question)
+    return subject.group(1) if subject else question
+
+
+def grade(model, tokenizer, rows, max_new_tokens=32):
+    """[(problem, right)] for each distinct checkable question (math and fact tasks), answered greedily: what an
+    accuracy and its interval (`ftlab.stats`) are computed from."""
+    rows = distinct_questions([r for r in rows if r["task"] in ("math", "fact")])
+    prompts = [prompt_of(r) for r in rows]
+    replies = reply(model, tokenizer, prompts, max_new_tokens)
+    return [(problem_of(r["task"], question_of(p)), is_correct(r["task"], question_of(p), resp, r["answer"]))
+            for r, p, resp in zip(rows, prompts, replies)]
+
+
 def accuracy(model, tokenizer, rows, max_new_tokens=32):
     """Share of the distinct checkable questions (math and fact tasks) a model answers correctly, greedily."""
-    rows = distinct_questions([r for r in rows if r["task"] in ("math", "fact")])
-    replies = reply(model, tokenizer, [prompt_of(r) for r in rows], max_new_tokens)
-    return sum(is_correct(r["task"], resp, r["answer"]) for r, resp in zip(rows, replies)) / len(rows)
+    graded = grade(model, tokenizer, rows, max_new_tokens)
+    return sum(right for _, right in graded) / len(graded)

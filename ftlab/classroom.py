@@ -7,7 +7,8 @@
   (exercises/NN_*/NN_*_exercises.ipynb), the same three things, and rewrites them when they are out of date:
   a first markdown cell with the Colab badge and links, the title line in English and Chinese, and before the
   first code cell an install cell that sets the course up in Colab and does nothing anywhere else.
-  New header cells carry no outputs, so adding them to an executed lesson leaves its outputs as they are.
+  Header cells carry no outputs (the install cell's are cleared), so a header leaves the lesson's other outputs as
+  they are.
   `python -m ftlab.classroom check` lists the notebooks whose header is out of date (tests/test_classroom.py runs it).
   Adding a lesson: its Chinese title in TITLES_ZH, then `python -m ftlab.classroom headers notebooks/NN_name.ipynb`.
 """
@@ -39,6 +40,7 @@ TITLES_ZH = {
     "11": "组相对策略优化（GRPO）与可验证奖励",
     "12": "评估、模型合并、导出与部署",
     "13": "分布式训练：多进程与多卡",
+    "14": "用你自己的数据微调：格式、检查、训练与部署",
 }
 
 HEADER_ID, INSTALL_ID = "ftlab-header", "ftlab-colab-install"  # fixed cell ids: rewriting a header is idempotent
@@ -137,9 +139,9 @@ def with_header(nb, path):
     first, newline, rest = title.source.partition("\n")
     title.source = bilingual_title(first, path) + newline + rest
     header = nbformat.v4.new_markdown_cell(header_markdown(path), id=HEADER_ID)
-    # An executed lesson's install cell keeps what it printed: running a lesson must not make its header stale.
-    executed = next((c for c in nb.cells if c.get("id") == INSTALL_ID and c.source == install_cell_source()), None)
-    install = nbformat.from_dict(executed) if executed else nbformat.v4.new_code_cell(install_cell_source(), id=INSTALL_ID)
+    # Without outputs, executed or not: what it prints outside Colab ("Not in Colab") says nothing in a committed
+    # lesson. `make notebooks` rewrites the headers after executing the lessons.
+    install = nbformat.v4.new_code_cell(install_cell_source(), id=INSTALL_ID)
     first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
     cells = [header] + cells[:first_code] + [install] + cells[first_code:]
     return nbformat.from_dict(dict(nb, cells=cells))

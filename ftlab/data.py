@@ -103,43 +103,43 @@ def write(rows_by_file=None):
 
 
 # ---------------------------------------------------------------- checking
-def _bad(file, row, field, message):
+def bad_field(file, row, field, message):
     return DataError(f"{file}, row {row}, field '{field}': {message}")
 
 
-def _check_text(value, where, field, allow_empty=False):
+def check_text(value, where, field, allow_empty=False):
     if not isinstance(value, str):
-        raise _bad(*where, field, f"expected text, got {type(value).__name__}")
+        raise bad_field(*where, field, f"expected text, got {type(value).__name__}")
     if not allow_empty and not value.strip():
-        raise _bad(*where, field, "is empty")
+        raise bad_field(*where, field, "is empty")
 
 
-def _check_messages(value, where, field, last_role=None):
+def check_messages(value, where, field, last_role=None):
     if not isinstance(value, list) or not value:
-        raise _bad(*where, field, "expected a non-empty list of messages")
+        raise bad_field(*where, field, "expected a non-empty list of messages")
     for i, message in enumerate(value):
         at = f"{field}[{i}]"
         if not isinstance(message, dict):
-            raise _bad(*where, at, "expected a message {'role': ..., 'content': ...}")
+            raise bad_field(*where, at, "expected a message {'role': ..., 'content': ...}")
         for key in ("role", "content"):
             if key not in message:
-                raise _bad(*where, f"{at}.{key}", "missing")
+                raise bad_field(*where, f"{at}.{key}", "missing")
         if message["role"] not in ROLES:
-            raise _bad(*where, f"{at}.role", f"unknown role {message['role']!r}, expected one of {', '.join(ROLES)}")
-        _check_text(message["content"], where, f"{at}.content",
+            raise bad_field(*where, f"{at}.role", f"unknown role {message['role']!r}, expected one of {', '.join(ROLES)}")
+        check_text(message["content"], where, f"{at}.content",
                     allow_empty=message["role"] != "assistant")
     if last_role and value[-1]["role"] != last_role:
-        raise _bad(*where, f"{field}[{len(value) - 1}].role", f"the last message must be the {last_role}'s")
+        raise bad_field(*where, f"{field}[{len(value) - 1}].role", f"the last message must be the {last_role}'s")
 
 
 def _check_choice(value, where, field, choices):
     if value not in choices:
-        raise _bad(*where, field, f"unknown value {value!r}, expected one of {', '.join(choices)}")
+        raise bad_field(*where, field, f"unknown value {value!r}, expected one of {', '.join(choices)}")
 
 
 def _check_answer(row, where):
     allow_empty = row.get("task") == "story"  # stories have no single right answer
-    _check_text(row["answer"], where, "answer", allow_empty=allow_empty)
+    check_text(row["answer"], where, "answer", allow_empty=allow_empty)
 
 
 def check_row(name, row, file="<rows>", n=0):
@@ -151,20 +151,20 @@ def check_row(name, row, file="<rows>", n=0):
                 "preferences": ["prompt", "chosen", "rejected", "kind"], "prompts": ["prompt", "task", "answer"]}[name]
     for field in required:
         if field not in row:
-            raise _bad(file, n, field, "missing")
+            raise bad_field(file, n, field, "missing")
     if name == "corpus":
-        _check_text(row["text"], where, "text")
+        check_text(row["text"], where, "text")
     elif name == "sft":
-        _check_messages(row["messages"], where, "messages", last_role="assistant")
+        check_messages(row["messages"], where, "messages", last_role="assistant")
         _check_choice(row["task"], where, "task", TASKS)
         _check_answer(row, where)
     elif name == "preferences":
-        _check_messages(row["prompt"], where, "prompt", last_role="user")
-        _check_messages(row["chosen"], where, "chosen", last_role="assistant")
-        _check_messages(row["rejected"], where, "rejected", last_role="assistant")
+        check_messages(row["prompt"], where, "prompt", last_role="user")
+        check_messages(row["chosen"], where, "chosen", last_role="assistant")
+        check_messages(row["rejected"], where, "rejected", last_role="assistant")
         _check_choice(row["kind"], where, "kind", PREFERENCE_KINDS)
     else:
-        _check_messages(row["prompt"], where, "prompt", last_role="user")
+        check_messages(row["prompt"], where, "prompt", last_role="user")
         _check_choice(row["task"], where, "task", TASKS)
         _check_answer(row, where)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from . import adapters, base_model, chat, grpo, models, sft
+from . import adapters, base_model, chat, grpo, models, sft, stats
 from .paths import ROOT, atomic_dir
 from .peft_train import story_rate
 
@@ -121,7 +121,9 @@ def load_checkpoint(checkpoint, profile):
 
 def score(model, tokenizer, rows):
     """The three measures of one model on the held-out chats `rows` (dicts with messages, task and answer)."""
-    return {"chat accuracy": chat.accuracy(model, tokenizer, rows),
+    graded = chat.grade(model, tokenizer, rows)
+    share, low, high = stats.accuracy_interval(graded)  # how sure: the held-out set is small (ftlab.stats)
+    return {"chat accuracy": share, "chat accuracy 95% CI": (low, high),
             "whole stories": story_rate(model, tokenizer, rows),
             "answer loss": chat.answer_loss(model, tokenizer, [r["messages"] for r in rows])}
 
@@ -148,9 +150,10 @@ def evaluate_all(entries, rows, profile):
 def table_rows(board):
     """The board as table rows, best chat accuracy first; missing checkpoints last, with the reason."""
     scored = sorted((r for r in board if r["missing"] is None), key=lambda r: -r["chat accuracy"])
-    rows = [(r["name"], r["lesson"], r["kind"], f"{r['chat accuracy']:.0%}", f"{r['whole stories']:.0%}",
-             f"{r['answer loss']:.3f}") for r in scored]
-    return rows + [(r["name"], r["lesson"], r["kind"], "", "", r["missing"]) for r in board if r["missing"]]
+    rows = [(r["name"], r["lesson"], r["kind"], f"{r['chat accuracy']:.0%}",
+             "{:.0%}-{:.0%}".format(*r["chat accuracy 95% CI"]), f"{r['whole stories']:.0%}", f"{r['answer loss']:.3f}")
+            for r in scored]
+    return rows + [(r["name"], r["lesson"], r["kind"], "", "", "", r["missing"]) for r in board if r["missing"]]
 
 
 def plot(board):

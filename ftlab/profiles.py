@@ -119,6 +119,7 @@ REAL_STAGES = {
     "ppo": Stage(steps=4, batch_size=8, learning_rate=5e-5),  # lesson 09: about 20 s per iteration on 2 cores
     "grpo": Stage(steps=18, batch_size=16, learning_rate=1e-4),  # lesson 11: LoRA, about 9 s a step on 2 cores
     "export": Stage(steps=30, batch_size=8, learning_rate=1e-3),
+    "own_data": Stage(steps=20, batch_size=8, learning_rate=1e-3),  # lesson 14: LoRA on the example files
 }
 
 PROFILES = {
@@ -146,6 +147,7 @@ PROFILES = {
             "ppo": Stage(steps=20, batch_size=32, learning_rate=5e-5),
             "grpo": Stage(steps=200, batch_size=64, learning_rate=2e-4),  # lesson 11: 1e-4 gave 1.9x reward, 3e-4 dips first
             "export": Stage(steps=60, batch_size=16, learning_rate=3e-3),  # lesson 12: the LoRA merged and exported
+            "own_data": Stage(steps=80, batch_size=16, learning_rate=3e-3),  # lesson 14: LoRA on the example files
         },
     ),
     "real": Profile(

@@ -145,16 +145,12 @@ def completion_text(completion):
     return completion[-1]["content"] if isinstance(completion, list) else completion
 
 
-def final_number(text):
-    """The number after the last '=' in a reply, or None."""
-    numbers = re.findall(r"=\s*(-?\d+)", text)
-    return numbers[-1] if numbers else None
-
-
-def correctness_reward(completions, answer, **kwargs):
-    """1 when the reply's final number (after the last '=', or the last number: "The answer is 12.") is the right
-    answer, else 0: the rule the held-out accuracy uses (`chat.is_correct`). `answer` is the dataset column."""
-    return [1.0 if chat.is_correct("math", completion_text(c), a) else 0.0 for c, a in zip(completions, answer)]
+def correctness_reward(prompts, completions, answer, **kwargs):
+    """1 when the reply answers its prompt's sum right, else 0: the number after the last '=' (or the last number:
+    "The answer is 12.") is the answer, and the sum written before it is the one asked (`chat.is_correct`, the
+    rule the held-out accuracy uses). TRL passes `prompts` and `completions`; `answer` is the dataset column."""
+    return [1.0 if chat.is_correct("math", chat.question_of(p), completion_text(c), a) else 0.0
+            for p, c, a in zip(prompts, completions, answer)]
 
 
 FORMAT = re.compile(r"^\s*\d+\s*[+-]\s*\d+\s*=\s*-?\d+\s*$")

@@ -533,15 +533,11 @@ def part_dpo(args, device, model_dir, work):
             "learning_rate": learning_rate}
 
 
-def correctness_reward(completions, answer, **kwargs):
-    """1 when the expected answer appears in the reply, else 0 (the lessons' verifiable reward)."""
-    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-    return [1.0 if a and a in t else 0.0 for t, a in zip(texts, answer)]
-
-
 def part_grpo(args, device, model_dir, work):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
+
+    from ftlab.rewards import correctness_reward  # the lessons' verifiable reward
 
     model, tokenizer = _load_unsloth(model_dir, 1024, load_in_4bit=False)
     rows = [{"prompt": r["prompt"], "answer": r["answer"]} for r in course_rows("prompts", 16 * args.steps)]

@@ -16,7 +16,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForS
 
 from ftlab import adapters, chat, data, ppo, preference, rewards, world
 from ftlab.exercises import (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
-                             lesson09, lesson10, lesson11, lesson12, lesson13)
+                             lesson09, lesson10, lesson11, lesson12, lesson13, lesson14)
 
 
 def fails(check, *args, match):
@@ -443,8 +443,9 @@ def test_sample_and_score(model, tokenizer):
             out = m.generate(**batch, do_sample=False, max_new_tokens=8, pad_token_id=tok.pad_token_id)
             out = out.repeat_interleave(g, dim=0)
         completions = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-        answers = [r["answer"] for r in rows_ for _ in range(g)] if answers_by_row else [r["answer"] for r in rows_] * g
-        scores = torch.tensor(rewards.correctness_reward(completions, answers))
+        by_row = [r for r in rows_ for _ in range(g)] if answers_by_row else list(rows_) * g
+        scores = torch.tensor(rewards.correctness_reward([r["prompt"] for r in by_row], completions,
+                                                         [r["answer"] for r in by_row]))
         return completions, scores, preference.group_advantages(scores, g)
 
     lesson11.sample_and_score(sample, model, tokenizer, rows)
@@ -648,3 +649,52 @@ def test_rows_in_step():
     fails(lesson13.rows_in_step, lambda *a: sorted(right(*a)), match="another order")
     fails(lesson13.rows_in_step, lambda o, b, n, acc, r, s: right(o, b, n, acc, (r + 1) % n, s), match="you say")
     fails(lesson13.rows_in_step, lambda *a: 5, match="returned int")
+
+
+# ---------------------------------------------------------------- 14 your own data
+def sharegpt_to_messages(row, roles=None, system=True):
+    roles = roles or {"system": "system", "human": "user", "gpt": "assistant"}
+    start = [{"role": "system", "content": row["system"]}] if system and row.get("system") else []
+    return start + [{"role": roles[t["from"]], "content": t["value"]} for t in row["conversations"]]
+
+
+def test_sharegpt_rows():
+    lesson14.sharegpt_rows(sharegpt_to_messages)
+    fails(lesson14.sharegpt_rows, lambda r: sharegpt_to_messages(r, roles={"system": "system", "human": "human",
+                                                                             "gpt": "gpt"}), match="'human' is the")
+    fails(lesson14.sharegpt_rows, lambda r: sharegpt_to_messages(r, system=False), match="has a `system` field")
+    fails(lesson14.sharegpt_rows, lambda r: r["conversations"], match="keep ShareGPT's keys")
+    fails(lesson14.sharegpt_rows, lambda r: sharegpt_to_messages(r)[::-1], match="expected")
+
+
+def test_masked_rows(tokenizer):
+    def fully_masked(conversations, tok, max_length):
+        return [i for i, c in enumerate(conversations) if sum(chat.encode(tok, c)["completion_mask"][:max_length]) == 0]
+
+    def too_long(conversations, tok, max_length):  # the length check, not the label check
+        return [i for i, c in enumerate(conversations) if len(chat.encode(tok, c)["input_ids"]) > max_length]
+
+    lesson14.masked_rows(fully_masked, tokenizer)
+    fails(lesson14.masked_rows, too_long, tokenizer, match="longer than max_length")
+    fails(lesson14.masked_rows, lambda c, t, m: [], tokenizer, match="you found")
+
+
+def test_split_by_question():
+    import random
+
+    def by_question(conversations, share, seed, group=True):
+        groups = {}
+        for i, c in enumerate(conversations):
+            groups.setdefault(lesson14.question_of(c) if group else i, []).append(c)
+        keys = sorted(groups, key=str)
+        random.Random(seed).shuffle(keys)
+        train, test = [], []
+        for k in keys:
+            (test if len(test) < share * len(conversations) else train).extend(groups[k])
+        return train, test
+
+    lesson14.split_by_question(by_question)
+    fails(lesson14.split_by_question, lambda c, s, seed: by_question(c, s, seed, group=False), match="on both sides")
+    fails(lesson14.split_by_question, lambda c, s, seed: by_question(c, s, 0), match="same test set")
+    fails(lesson14.split_by_question, lambda c, s, seed: by_question(c, 0.5, seed), match="in test")
+    fails(lesson14.split_by_question, lambda c, s, seed: (by_question(c, s, seed)[0], []), match="hold")

@@ -66,7 +66,8 @@ def test_the_board_scores_models_and_lists_missing_ones_last(tiny_model, course_
     board = leaderboard.evaluate_all(entries, rows, CPU)
     assert board[0]["missing"] and board[1]["missing"] is None
     assert set(leaderboard.MEASURES) <= set(board[1])
-    assert 0 <= board[1]["chat accuracy"] <= 1 and board[1]["answer loss"] > 0
+    low, high = board[1]["chat accuracy 95% CI"]
+    assert 0 <= low <= board[1]["chat accuracy"] <= high <= 1 and board[1]["answer loss"] > 0
     table = leaderboard.table_rows(board)
     assert [row[0] for row in table] == ["GRPO", "PPO"] and "not on disk" in table[1][-1]
 

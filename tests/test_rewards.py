@@ -8,11 +8,13 @@ import torch
 from ftlab import models, profiles, rewards
 
 
-def test_correctness_reward_reads_the_final_number():
+def test_correctness_reward_reads_the_answer_to_the_sum_asked():
     completions = ["3+4=7", "3+4=8", "The answer is 7.", "2+5=7", [{"role": "assistant", "content": "3+4=7"}],
                    "3+4=8, not 7", "seven"]
-    # the number after the last '=' counts, else the last number: as the held-out accuracy reads answers
-    assert rewards.correctness_reward(completions, answer=["7"] * 7) == [1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    prompts = [[{"role": "user", "content": "What is 3+4?"}]] * 6 + ["Compute 3+4."]
+    # the number after the last '=' counts, else the last number, and the sum written must be the one asked
+    # ("2+5=7" ends in the right number under another sum): as the held-out accuracy reads answers
+    assert rewards.correctness_reward(prompts, completions, answer=["7"] * 7) == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
 
 
 def test_format_reward_wants_one_equation():
@@ -22,11 +24,6 @@ def test_format_reward_wants_one_equation():
 def test_format_reward_takes_a_real_models_spacing():
     # SmolLM2-135M-Instruct writes "7 + 5 = 12"
     assert rewards.format_reward(["7 + 5 = 12", "7 + 5 = 12. So the answer is 12."]) == [0.5, 0.0]
-
-
-def test_final_number():
-    assert rewards.final_number("1+1=2 2+2=4") == "4"
-    assert rewards.final_number("no equation 5") is None
 
 
 def test_pairwise_accuracy_per_kind():

@@ -54,15 +54,17 @@ def sample_and_score(sample_fn, model, tokenizer, rows, group_size=4):
     expect(len(completions) == n and all(isinstance(c, str) for c in completions),
            f"{len(completions)} completions for {len(rows)} prompts x {group_size}",
            "a list of texts, the completions of each prompt next to each other")
+    prompts = [row["prompt"] for row in rows for _ in range(group_size)]
     answers = [row["answer"] for row in rows for _ in range(group_size)]
-    expected_rewards = torch.tensor(rewards.correctness_reward(completions, answers))
+    expected_rewards = torch.tensor(rewards.correctness_reward(prompts, completions, answers))
     got_rewards = tensor(got_rewards, "rewards", shape=(n,))
-    if close(got_rewards, torch.tensor(rewards.correctness_reward(completions, [r["answer"] for r in rows] * group_size))) \
-            and not close(got_rewards, expected_rewards):
+    tiled = rewards.correctness_reward([r["prompt"] for r in rows] * group_size, completions,
+                                       [r["answer"] for r in rows] * group_size)
+    if close(got_rewards, torch.tensor(tiled)) and not close(got_rewards, expected_rewards):
         fail("your rewards compare completion i with the answer of row i % len(rows)",
-             "the completions of one prompt are next to each other: repeat each answer group_size times")
+             "the completions of one prompt are next to each other: repeat each prompt and answer group_size times")
     expect(close(got_rewards, expected_rewards), f"your rewards differ from correctness_reward, first "
-           f"{first_difference(got_rewards, expected_rewards)}", "rewards.correctness_reward(completions, answers)")
+           f"{first_difference(got_rewards, expected_rewards)}", "rewards.correctness_reward(prompts, completions, answers)")
     expected_advantages = preference.group_advantages(expected_rewards, group_size)
     got_advantages = tensor(got_advantages, "advantages", shape=(n,))
     expect(close(got_advantages, expected_advantages), f"your advantages differ, first "
