@@ -17,7 +17,8 @@ LLAMA_CPP_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF
 # The course's own environment has every extra of pyproject.toml, at the lock's versions (requirements.txt).
 EXTRAS := llama-cpp,lab,classroom,test
 
-.PHONY: install lab test test-real unit notebooks data clean assignments llamafactory llamafactory-check checks robustness
+.PHONY: install lab test test-real unit notebooks data clean assignments llamafactory llamafactory-check checks robustness \
+        lr-sweep
 
 install: $(BIN)/.installed
 
@@ -107,6 +108,12 @@ notebooks: install
 robustness: install
 	$(BIN)/python scripts/robustness.py --report docs/robustness.md
 	$(BIN)/python scripts/robustness.py --profile real --seeds 0 1 2 --report docs/robustness-real.md
+
+# Full-parameter SFT at learning rates from 1e-5 to 1e-2, on the course model and on the real one: validation and
+# test loss, and forgetting, per rate (docs/lr-sweep-*.md and .png, which lesson 02 shows). About 30 minutes on 2 cores.
+lr-sweep: install
+	$(HUB_OFFLINE) $(BIN)/python scripts/lr_sweep.py --profile cpu
+	$(HUB_OFFLINE) $(BIN)/python scripts/lr_sweep.py --profile real
 
 # Regenerate the course datasets under data/ from their seeded generators.
 data: install

@@ -15,7 +15,8 @@ from . import world
 from .paths import DATA_DIR, atomic_write_text
 
 SEED = 1234
-SPLITS = {"corpus": ["train"], "sft": ["train", "test"], "preferences": ["train", "test"], "prompts": ["train", "test"]}
+SPLITS = {"corpus": ["train"], "sft": ["train", "validation", "test"], "preferences": ["train", "validation", "test"],
+          "prompts": ["train", "validation", "test"]}
 ROLES = ("system", "user", "assistant")
 TASKS = ("math", "fact", "story")
 PREFERENCE_KINDS = ("ending", "correct", "concise")
@@ -55,6 +56,29 @@ def build(seed=SEED, corpus_chars=1_500_000):
         rows[("sft", split)] = [sft_row(rng, ex) for ex in examples(n, problems, facts, (0.5, 0.2))]
         rows[("preferences", split)] = [preference_row(rng, problems, facts) for _ in range(n // 2)]
         rows[("prompts", split)] = [prompt_row(rng, ex) for ex in examples(n // 2, problems, facts, (0.6, 0.1))]
+    # Validation, for every choice a lesson makes (when to stop, which learning rate): new rows over the training
+    # problems, none equal to a training row, in the training proportions. No fact chats: every phrasing of the 15
+    # training facts is already a training row. Drawn last, so the train and test files stay as they were.
+    def chat_of(task):
+        return examples(1, problems_train, facts_train, {"math": (1, 0), "story": (0, 0)}[task])[0]
+
+    makers = {"sft": {"math": (125, lambda: sft_row(rng, chat_of("math"))),
+                      "story": (75, lambda: sft_row(rng, chat_of("story")))},
+              "prompts": {"math": (67, lambda: prompt_row(rng, chat_of("math"))),
+                          "story": (33, lambda: prompt_row(rng, chat_of("story")))},
+              "preferences": {kind: (n, lambda kind=kind: preference_row(rng, problems_train, facts_train, kind))
+                              for kind, n in (("ending", 50), ("correct", 25), ("concise", 25))}}
+    for name, by_kind in makers.items():
+        seen = {json.dumps(row, sort_keys=True) for row in rows[(name, "train")]}
+        rows[(name, "validation")] = []
+        for n, make in by_kind.values():
+            for _ in range(n):
+                row = make()
+                while json.dumps(row, sort_keys=True) in seen:
+                    row = make()
+                seen.add(json.dumps(row, sort_keys=True))
+                rows[(name, "validation")].append(row)
+        rng.shuffle(rows[(name, "validation")])  # kinds mixed, so that its first rows are a sample of it too
     return rows
 
 
@@ -68,10 +92,10 @@ def prompt_row(rng, example):
             "task": example["task"], "answer": example["answer"]}
 
 
-def preference_row(rng, problems, facts):
+def preference_row(rng, problems, facts, kind=None):
     """A prompt with a better and a worse reply. Kinds: a happy vs a sad ending of the same story (half),
-    a right vs a wrong sum, a short answer vs the same answer followed by rambling."""
-    roll = rng.random()
+    a right vs a wrong sum, a short answer vs the same answer followed by rambling. `kind` forces one."""
+    roll = rng.random() if kind is None else {"ending": 0, "correct": 0.5, "concise": 0.75}[kind]
     if roll < 0.5:
         kind, hero = "ending", world.story_hero(rng)
         question, body = world.story_request(hero), world.story_body(rng, hero)

@@ -26,8 +26,10 @@ TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assis
 # Registered name -> (course dataset, split, is it preference pairs)
 DATASETS = {
     "course_sft": ("sft", "train", False),
+    "course_sft_validation": ("sft", "validation", False),
     "course_sft_test": ("sft", "test", False),
     "course_preferences": ("preferences", "train", True),
+    "course_preferences_validation": ("preferences", "validation", True),
     "course_preferences_test": ("preferences", "test", True),
 }
 

@@ -61,7 +61,7 @@ def recipe(profile=None):
     profile = profile or course_profile()
     start = sft.recipe(profile) if profile.course_model else {"model": profile.chat_model, "lora": REWARD_LORA}
     return {"start": start, "reward": vars(profile.stage("reward")), "seed": profile.seed,
-            "data": [data.path("preferences", s).stat().st_size for s in data.SPLITS["preferences"]]}
+            "data": data.path("preferences", "train").stat().st_size}
 
 
 def is_cached(profile=None):
@@ -86,7 +86,7 @@ def build_reward_model(profile=None):
         model=model,
         args=reward_config(profile.artifacts / "runs" / "reward", profile),
         train_dataset=preference_pairs("train"),
-        eval_dataset=preference_pairs("test"),
+        eval_dataset=preference_pairs("validation"),
         processing_class=tokenizer,
     )
     trainer.train()

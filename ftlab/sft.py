@@ -34,10 +34,11 @@ def sft_config(output_dir, profile, stage="sft", **overrides):
 
 
 def chat_splits():
-    """The course chats as prompt-completion pairs, {"train", "test"}, with the columns SFTTrainer takes."""
+    """The course chats as prompt-completion pairs, {"train", "validation", "test"}, with the columns SFTTrainer
+    takes."""
     chats = data.load("sft")
     return {split: chats[split].map(chat.prompt_completion, remove_columns=chats[split].column_names)
-            for split in ("train", "test")}
+            for split in data.SPLITS["sft"]}
 
 
 def sft_model_dir(profile):
@@ -51,7 +52,7 @@ def recipe(profile=None):
     start = base_model.recipe(profile) if profile.course_model else profile.base_model
     return {"base": start, "sft": vars(profile.stage("sft")), "max_length": profile.max_seq_length,
             "seed": profile.seed, "loss": "completion only",
-            "data": [data.path("sft", s).stat().st_size for s in data.SPLITS["sft"]]}
+            "data": data.path("sft", "train").stat().st_size}
 
 
 def is_cached(target=SFT_DIR, profile=None):
@@ -75,7 +76,7 @@ def sft_trainer(output_dir, profile=None, **overrides):
     chats = chat_splits()
     set_seed(profile.seed)
     return SFTTrainer(model=model, args=sft_config(output_dir, profile, **overrides), train_dataset=chats["train"],
-                      eval_dataset=chats["test"], processing_class=tokenizer)
+                      eval_dataset=chats["validation"], processing_class=tokenizer)
 
 
 def build_sft_model(target=SFT_DIR, profile=None):

@@ -23,6 +23,20 @@ def test_held_out_problems_never_appear_in_chat_training():
     assert test and not train & test
 
 
+def test_validation_is_new_rows_of_the_training_world():
+    """Validation (for choices) draws from the training problems and facts, the test split (only reported) from
+    the held-out ones; no validation row repeats a training row."""
+    def sums(split):
+        return {r["messages"][-1]["content"].split("=")[0] for r in data.read("sft", split) if r["task"] == "math"}
+
+    assert sums("validation") and sums("validation") <= sums("train") and not sums("validation") & sums("test")
+    for name in ("sft", "preferences", "prompts"):
+        train = {json.dumps(r, sort_keys=True) for r in data.read(name, "train")}
+        validation = [json.dumps(r, sort_keys=True) for r in data.read(name, "validation")]
+        assert len(validation) == len(data.read(name, "test")) == len(set(validation))
+        assert not train & set(validation), f"{name}: a validation row repeats a training row"
+
+
 def test_story_endings_are_recognised():
     rng = __import__("random").Random(0)
     for kind in world.ENDINGS:
@@ -32,7 +46,7 @@ def test_story_endings_are_recognised():
 
 def test_load_gives_datasets_with_the_documented_columns():
     sft = data.load("sft")
-    assert set(sft) == {"train", "test"}
+    assert set(sft) == {"train", "validation", "test"}
     assert set(sft["train"].column_names) == {"messages", "task", "answer"}
     prefs = data.load("preferences")
     assert set(prefs["test"].column_names) == {"prompt", "chosen", "rejected", "kind"}
