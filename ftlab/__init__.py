@@ -3,13 +3,13 @@
 Start every lesson with `P = ftlab.setup()`, before importing transformers or trl.
 The modules, by lesson:
 - everywhere: profiles (cpu/gpu settings and shared trainer settings), paths (where things live, atomic writes),
-  cache (models saved with their recipe), environment (the pins),
-  world and data (the course datasets), chat and evaluate (measuring), stats (how sure a measured accuracy is),
-  plots, show;
+  cache (models saved with their recipe), environment (the pins), world and data (the course datasets),
+  chat and base_eval (measuring chat and base models), stats (how sure a measured accuracy is), parameters (the
+  one parameter count), plots, show;
 - the classroom: classroom (lesson headers: Colab badge and install cell, bilingual titles, the repository's
   address), exercises (the exercises' checks, one module per lesson);
 - 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
-- 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, grpo;
+- 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, rl_start (GRPO's start model);
 - 12 leaderboard (every checkpoint scored alike), gguf_export (GGUF files for llama.cpp);
 - 13 launch (training as a script from a run config, on as many processes as a launcher starts), llamafactory
   (the course datasets in LLaMA-Factory's formats);

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .parameters import trainable_parameters
 from .paths import atomic_dir
 
 # Where the adapters go in each block. Houlsby: after attention and after the MLP (twice the adapters);
@@ -142,12 +143,6 @@ def load_adapter(model, directory, name=None):
         raise ValueError(f"{directory} does not fit this model: no weights for {sorted(missing)[:3]} ...")
     model.load_state_dict(weights, strict=False)
     return name
-
-
-def trainable_parameters(model):
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())
 
 
 def print_trainable_parameters(model):

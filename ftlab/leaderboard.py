@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from . import adapters, base_model, chat, grpo, models, sft, stats
+from . import adapters, base_model, chat, rl_start, models, sft, stats
 from .paths import ROOT, atomic_dir
 from .peft_train import story_rate
 
@@ -56,8 +56,8 @@ def checkpoints(profile):
     if profile.course_model:
         return [Checkpoint("base model", "01", "model", base_model.BASE_DIR, build=base_model.load_base_model),
                 Checkpoint("SFT", "02", "model", sft.SFT_DIR, build=sft.load_sft_model),
-                Checkpoint("SFT stopped at 150 steps", "11", "model", grpo.EARLY_SFT_DIR,
-                           build=grpo.load_early_sft_model)] + lessons
+                Checkpoint("SFT stopped at 150 steps", "11", "model", rl_start.EARLY_SFT_DIR,
+                           build=rl_start.load_early_sft_model)] + lessons
     starts = [Checkpoint(name, "start", "model", Path(models.start_model(profile, kind)),
                          build=lambda kind=kind: _load_model(models.start_model(profile, kind), profile))
               for kind, name in {"base": profile.base_model, "chat": profile.chat_model}.items()]

@@ -75,17 +75,6 @@ def merge_lora(model):
     return model
 
 
-def trainable_parameters(model):
-    """(trainable, total) parameter counts; a parameter shared by two modules (tied embeddings) counts once."""
-    params = {id(p): p for p in model.parameters()}.values()
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
-
-
-def lora_parameters(shapes, r):
-    """Parameters LoRA of rank r adds to linear layers of the given (out, in) shapes: r * (in + out) each."""
-    return sum(r * (n_in + n_out) for n_out, n_in in shapes)
-
-
 def _parent(model, name):
     parent_name, _, child = name.rpartition(".")
     return (model.get_submodule(parent_name) if parent_name else model), child

@@ -68,11 +68,17 @@ def shape_of(config):
         qkv_bias=config.model_type == "qwen2" or bool(getattr(config, "attention_bias", False)))
 
 
+def linear_shapes_by_name(config):
+    """{name: (out, in)} of the 7 linear layers of one decoder layer, by their names in a Llama model."""
+    s = shape_of(config)
+    return {"q_proj": (s.q_dim, s.hidden), "k_proj": (s.kv_dim, s.hidden), "v_proj": (s.kv_dim, s.hidden),
+            "o_proj": (s.hidden, s.q_dim), "gate_proj": (s.intermediate, s.hidden),
+            "up_proj": (s.intermediate, s.hidden), "down_proj": (s.hidden, s.intermediate)}
+
+
 def linear_shapes(config):
     """(out, in) of the 7 linear layers of one decoder layer: q, k, v, o, gate, up, down."""
-    s = shape_of(config)
-    return [(s.q_dim, s.hidden), (s.kv_dim, s.hidden), (s.kv_dim, s.hidden), (s.hidden, s.q_dim),
-            (s.intermediate, s.hidden), (s.intermediate, s.hidden), (s.hidden, s.intermediate)]
+    return list(linear_shapes_by_name(config).values())
 
 
 def parameter_count(config):
@@ -86,9 +92,11 @@ def parameter_count(config):
     return parts
 
 
-def lora_parameter_count(config, r):
-    """Parameters LoRA of rank r adds to all 7 linear layers of every decoder layer: r * (in + out) each."""
-    return shape_of(config).layers * sum(r * (o + i) for o, i in linear_shapes(config))
+def lora_parameter_count(config, r, targets=None):
+    """Parameters LoRA of rank r adds to the `targets` (names; None: all 7) linear layers of every decoder layer,
+    by arithmetic: r * (in + out) per matrix."""
+    shapes = linear_shapes_by_name(config)
+    return shape_of(config).layers * sum(r * sum(shapes[name]) for name in (targets or shapes))
 
 
 def activations_per_token(config, method="full", lora_r=8, gradient_checkpointing=False):

@@ -26,10 +26,10 @@ def start_model(profile, kind):
     if kind not in ("base", "chat", "rl"):
         raise ValueError(f"kind {kind!r}: choose base, chat or rl")
     if profile.course_model:
-        from . import base_model, grpo, sft
+        from . import base_model, rl_start, sft
 
         folder = {"base": base_model.ensure_base_model, "chat": sft.ensure_sft_model,
-                  "rl": grpo.ensure_early_sft_model}[kind]()
+                  "rl": rl_start.ensure_early_sft_model}[kind]()
         return str(folder)
     if profile.device == "cpu":
         return str(real_model_dir())

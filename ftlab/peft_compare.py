@@ -6,7 +6,7 @@ for all of them:
 - `measure()`: one row of the comparison table from a finished run (parameters, time per step, memory,
   held-out loss and score, bytes saved);
 - the parameter counts of real architectures, by arithmetic and checked on the meta device (no weights, no
-  download), against the usual rules of thumb (`SEED_RANGES`).
+  download), against the usual rules of thumb (`OUTLINE_RANGES`).
 """
 import ctypes
 import gc
@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, get_peft_model
 
-from . import adapters, architectures, lora, memory
+from . import adapters, architectures, lora
 from .chat import answer_loss
+from .parameters import trainable_parameters
 from .paths import atomic_dir
 from .peft_train import story_rate
 
@@ -119,14 +120,6 @@ class Row:
         return self.trainable / self.total
 
 
-def parameter_counts(model):
-    """(trainable, total): PEFT's count for PEFT models (it counts a 4-bit weight as two parameters, not one
-    byte), else every distinct parameter of the model."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        return model.get_nb_trainable_parameters()
-    return lora.trainable_parameters(model)
-
-
 def save(model, directory):
     """Save what a method needs to be used later (the whole model for full fine-tuning, else the adapter or the
     prompt alone), atomically; returns the bytes written."""
@@ -151,7 +144,7 @@ def measure(method, trainer, peak, test_rows, save_root, score=story_rate):
     `chat.accuracy`: sums and facts answered right), and what the method saves goes to a folder of its own
     under `save_root`."""
     model, tokenizer = trainer.model, trainer.processing_class
-    trainable, total = parameter_counts(model)
+    trainable, total = trainable_parameters(model)
     log = trainer.state.log_history
     return Row(method=method, learning_rate=trainer.args.learning_rate, trainable=trainable, total=total,
                seconds_per_step=log[-1]["train_runtime"] / trainer.state.global_step,
@@ -166,13 +159,7 @@ def measure(method, trainer, peak, test_rows, save_root, score=story_rate):
 # every linear layer of each block.
 LORA_TARGETS = {"q, v": ("q_proj", "v_proj"), "all linear": lora.LLAMA_LINEARS}
 # The rules of thumb the course outline started from: the share of the parameters each family trains.
-SEED_RANGES = {"LoRA": (0.001, 0.01), "Adapter": (0.01, 0.05)}
-
-
-def lora_parameter_count(config, r, targets):
-    """LoRA's parameters on a model config, by arithmetic: r * (in + out) per target matrix per layer."""
-    shapes = dict(zip(lora.LLAMA_LINEARS, memory.linear_shapes(config)))
-    return config.num_hidden_layers * lora.lora_parameters([shapes[t] for t in targets], r)
+OUTLINE_RANGES = {"LoRA": (0.001, 0.01), "Adapter": (0.01, 0.05)}
 
 
 def lora_parameters_on_meta(name, r, targets):
@@ -187,23 +174,23 @@ def adapter_parameters_on_meta(name, bottleneck_size, placement):
     model = architectures.model_without_weights(name)
     adapters.add_adapter(model, "count", bottleneck_size, placement)
     adapters.train_adapter(model, "count")
-    return adapters.trainable_parameters(model)[0]
+    return trainable_parameters(model)[0]
 
 
-def seed_range_text(family):
-    low, high = SEED_RANGES[family]
+def outline_range_text(family):
+    low, high = OUTLINE_RANGES[family]
     return f"{low * 100:g}% to {high * 100:g}%"
 
 
-def seed_check(rows, family):
-    """Sentences that say where the shares of `family` ("LoRA" or "Adapter") fall against its seed range.
+def outline_check(rows, family):
+    """Sentences that say where the shares of `family` ("LoRA" or "Adapter") fall against the course outline's range.
 
     rows: dicts with family, setting, model and share. Settings outside the range are grouped by setting."""
-    low, high = SEED_RANGES[family]
+    low, high = OUTLINE_RANGES[family]
     mine = [r for r in rows if r["family"] == family]
     inside = sum(low <= r["share"] <= high for r in mine)
     sentences = [f"{family}: {inside} of {len(mine)} settings fall inside the rule of thumb, "
-                 f"{seed_range_text(family)}."]
+                 f"{outline_range_text(family)}."]
     for side, outside in (("below", lambda share: share < low), ("above", lambda share: share > high)):
         by_setting = {}
         for r in mine:

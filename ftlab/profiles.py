@@ -16,6 +16,7 @@ profile's name.
 import dataclasses
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -232,12 +233,14 @@ def setup(profile=None, seed=None, quiet=False):
     # Unsloth first, in both profiles: on a GPU it brings its kernels; on a CPU its fallback also keeps
     # TRL away from a Triton kernel that needs a GPU driver (trl 1.15 calls it whenever Triton is installed).
     import unsloth  # noqa: F401
+    from datasets import disable_progress_bars as disable_dataset_progress_bars
     from huggingface_hub.utils import enable_progress_bars
     from transformers import set_seed
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Loading weights" at every load: a bar that says nothing here
     enable_progress_bars()  # ...which also silenced downloads (the gpu profile's models): they keep their bars
+    disable_dataset_progress_bars()  # "Map", "Filter", "Tokenizing train dataset": a second's work on the course data
 
     set_seed(chosen.seed)
     if not quiet:
@@ -272,6 +275,9 @@ def _quiet_import_noise():
     _text_progress_bars()
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torch.compile internals
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # 4-bit CPU kernels we do not use
+    # TRL passes position ids with every batch; a prompt-tuned model (lessons 06, 07) ignores them, rightly: its
+    # virtual tokens sit before the text and the text keeps its own positions. PEFT warns at every forward pass.
+    warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning")
 
 
 def _text_progress_bars():

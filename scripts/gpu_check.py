@@ -429,8 +429,8 @@ def part_bench(args, device, model_dir, work, use_unsloth):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else (
-            torch.float16 if device == "cuda" else torch.float32)
+        precision = _precision(device)  # the trainer's precision below: the model is loaded in the same
+        dtype = torch.bfloat16 if precision["bf16"] else torch.float16 if precision["fp16"] else torch.float32
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa").to(device)
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **LORA))
     from trl import SFTConfig, SFTTrainer

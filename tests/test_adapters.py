@@ -3,6 +3,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from ftlab import adapters
+from ftlab.parameters import trainable_parameters
 
 SHAPE = dict(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=64)
@@ -53,7 +54,7 @@ def test_train_adapter_freezes_everything_else():
     adapters.train_adapter(model, "b")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(".bottlenecks.b." in n for n in trainable)
-    assert adapters.trainable_parameters(model) == (adapters.adapter_parameters(32, 2, 4), model.num_parameters())
+    assert trainable_parameters(model) == (adapters.adapter_parameters(32, 2, 4), model.num_parameters())
     assert adapters.active_adapters(model) == ["b"]
     # a training step moves the adapter and nothing else
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
@@ -132,5 +133,5 @@ def test_adapters_on_a_model_without_weights():
     with torch.device("meta"):
         model = LlamaForCausalLM(LlamaConfig(**SHAPE))
     adapters.add_adapter(model, "a", bottleneck_size=8, placement="houlsby")
-    assert adapters.trainable_parameters(model)[1] - LlamaForCausalLM(LlamaConfig(**SHAPE)).num_parameters() \
+    assert trainable_parameters(model)[1] - LlamaForCausalLM(LlamaConfig(**SHAPE)).num_parameters() \
         == adapters.adapter_parameters(32, 2, 8, "houlsby")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
-from ftlab import base_model, evaluate, paths
+from ftlab import base_eval, base_model, paths
 from ftlab.profiles import PROFILES, Stage
 
 # The real recipe at a size a unit test can afford: a few steps, small batches.
@@ -69,6 +69,6 @@ def test_checks_run_on_a_model(two_builds, course_tokenizer):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
-    accuracy = evaluate.arithmetic_accuracy(trainer.model, tok, [(1, "+", 1), (3, "-", 2)])
+    accuracy = base_eval.arithmetic_accuracy(trainer.model, tok, [(1, "+", 1), (3, "-", 2)])
     assert 0.0 <= accuracy <= 1.0
-    assert evaluate.perplexity(0.0) == 1.0
+    assert base_eval.perplexity(0.0) == 1.0

@@ -7,7 +7,8 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import LlamaForCausalLM
 
-from ftlab import base_model, lora
+from ftlab import base_model, lora, memory
+from ftlab.parameters import trainable_parameters
 
 TARGETS = list(lora.LLAMA_LINEARS)
 
@@ -56,10 +57,10 @@ def test_lora_on_a_model_changes_nothing_at_init_and_trains_only_a_and_b(tiny_mo
     assert len(names) == 7 * model.config.num_hidden_layers
     with torch.no_grad():
         assert torch.equal(model(ids()).logits, tiny_model(ids()).logits)
-    trainable, total = lora.trainable_parameters(model)
+    trainable, total = trainable_parameters(model)
     shapes = [(m.base.out_features, m.base.in_features) for m in model.modules() if isinstance(m, lora.LoRALinear)]
-    assert trainable == lora.lora_parameters(shapes, 8) == 8 * sum(o + i for o, i in shapes)
-    assert total == trainable + lora.trainable_parameters(tiny_model)[1]
+    assert trainable == 8 * sum(o + i for o, i in shapes) == memory.lora_parameter_count(model.config, 8)
+    assert total == trainable + trainable_parameters(tiny_model)[1]
 
 
 def test_merging_gives_the_same_logits_and_plain_linear_layers(tiny_model):
@@ -88,7 +89,7 @@ def test_the_layer_computes_what_peft_computes(tiny_model):
                 peft_layer.lora_A["default"].weight.copy_(module.A)
                 peft_layer.lora_B["default"].weight.copy_(module.B)
         assert torch.allclose(ours(ids()).logits, theirs(ids()).logits, atol=1e-5)
-    assert lora.trainable_parameters(ours)[0] == sum(p.numel() for p in theirs.parameters() if p.requires_grad)
+    assert trainable_parameters(ours)[0] == sum(p.numel() for p in theirs.parameters() if p.requires_grad)
 
 
 def test_peft_merge_and_unload_matches_the_unmerged_model(tiny_model):

@@ -27,7 +27,7 @@ import dataclasses, pathlib
 import ftlab
 ftlab.setup()  # no argument: the profile comes from FTLAB_PROFILE, as in the notebooks
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from ftlab import base_model, data, evaluate
+from ftlab import base_eval, base_model, data
 from ftlab.profiles import PROFILES, Stage
 
 data.load("sft")
@@ -36,7 +36,7 @@ tiny = dataclasses.replace(PROFILES["cpu"], stages={"pretrain": Stage(steps=2, b
 folder = pathlib.Path(sys.argv[1])
 base_model.build_base_model(folder, tiny)
 model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-evaluate.arithmetic_accuracy(model, tokenizer, [(1, "+", 2)])
+base_eval.arithmetic_accuracy(model, tokenizer, [(1, "+", 2)])
 print("ATTEMPTS=" + json.dumps(attempts))
 """
 

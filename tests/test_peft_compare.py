@@ -8,7 +8,7 @@ from peft import LoraConfig, PromptTuningConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, set_seed
 from trl import SFTTrainer
 
-from ftlab import adapters, architectures, base_model, chat, data, lora, peft_compare
+from ftlab import adapters, architectures, base_model, chat, data, lora, memory, peft_compare
 from ftlab.peft_train import peft_sft_config
 from ftlab.profiles import PROFILES
 
@@ -61,7 +61,7 @@ def test_lora_count_by_arithmetic_equals_peft(config_class, model_class):
     for targets in peft_compare.LORA_TARGETS.values():
         torch.manual_seed(0)
         model = get_peft_model(model_class(config), LoraConfig(r=4, target_modules=list(targets)))
-        assert model.get_nb_trainable_parameters()[0] == peft_compare.lora_parameter_count(config, 4, targets)
+        assert model.get_nb_trainable_parameters()[0] == memory.lora_parameter_count(config, 4, targets)
 
 
 def test_real_models_on_the_meta_device():
@@ -69,7 +69,7 @@ def test_real_models_on_the_meta_device():
     everything = peft_compare.LORA_TARGETS["all linear"]
     built = peft_compare.lora_parameters_on_meta("Qwen2.5-0.5B", 16, everything)
     # 24 layers x 16 x (in + out) summed over q, k, v, o, gate, up, down
-    assert built == peft_compare.lora_parameter_count(config, 16, everything) == 24 * 16 * 22912
+    assert built == memory.lora_parameter_count(config, 16, everything) == 24 * 16 * 22912
     assert (peft_compare.adapter_parameters_on_meta("Qwen2.5-0.5B", 64, "pfeiffer")
             == adapters.adapter_parameters(896, 24, 64, "pfeiffer"))
 
@@ -77,7 +77,7 @@ def test_real_models_on_the_meta_device():
 def test_seed_check_names_what_falls_outside():
     rows = [dict(family="LoRA", setting="r=8, q, v", model=m, share=s) for m, s in [("a", 0.0005), ("b", 0.0004)]]
     rows += [dict(family="LoRA", setting="r=16, all linear", model=m, share=s) for m, s in [("a", 0.02), ("b", 0.005)]]
-    sentences = peft_compare.seed_check(rows, "LoRA")
+    sentences = peft_compare.outline_check(rows, "LoRA")
     assert sentences[0] == "LoRA: 1 of 4 settings fall inside the rule of thumb, 0.1% to 1%."
     assert "below it: LoRA r=8, q, v on every model (0.04% to 0.05%)." in sentences[1]
     assert "above it: LoRA r=16, all linear on a (2.00%)." in sentences[2]

@@ -6,7 +6,6 @@ import torch
 from peft import IA3Config, PrefixTuningConfig, get_peft_model
 
 from .. import adapters, memory, peft_compare
-from ..lora import LLAMA_LINEARS
 from . import close, expect, fail, first_difference, number, passed, tensor
 
 VIRTUAL_TOKENS = 16  # the lesson's prefix tuning
@@ -55,7 +54,7 @@ SETTINGS = ("LoRA rank", "bottleneck", "virtual tokens")
 def _sizes(config):
     """The parameters each method trains at a setting s: LoRA of rank s on all seven linear layers, a Houlsby
     adapter with bottleneck s, prompt tuning with s virtual tokens."""
-    return {"LoRA rank": lambda s: peft_compare.lora_parameter_count(config, s, LLAMA_LINEARS),
+    return {"LoRA rank": lambda s: memory.lora_parameter_count(config, s),
             "bottleneck": lambda s: adapters.adapter_parameters(config.hidden_size, config.num_hidden_layers, s,
                                                                 "houlsby"),
             "virtual tokens": lambda s: s * config.hidden_size}

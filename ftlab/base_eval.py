@@ -1,4 +1,5 @@
-"""Measuring what training did: greedy completions, checkable accuracy, perplexity."""
+"""Measuring a base model (lesson 01), which has never seen a chat: greedy two-shot completions, arithmetic and fact
+accuracy, perplexity. (Chat models are measured by ftlab.chat.)"""
 import math
 
 import torch
