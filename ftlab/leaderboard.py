@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from . import adapters, base_model, chat, rl_start, models, sft, stats
+from . import adapters, base_model, chat, models, rl_start, sft, stats
 from .paths import ROOT, atomic_dir
 from .peft_train import story_rate
 

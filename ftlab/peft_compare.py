@@ -183,7 +183,8 @@ def outline_range_text(family):
 
 
 def outline_check(rows, family):
-    """Sentences that say where the shares of `family` ("LoRA" or "Adapter") fall against the course outline's range.
+    """Sentences that say where the shares of `family` ("LoRA" or "Adapter") fall against the range the course
+    outline gave for it.
 
     rows: dicts with family, setting, model and share. Settings outside the range are grouped by setting."""
     low, high = OUTLINE_RANGES[family]

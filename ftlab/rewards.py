@@ -33,7 +33,9 @@ def reward_model_start(profile):
     tokenizer = AutoTokenizer.from_pretrained(start)
     set_seed(profile.seed)  # the new head's initial weights depend on it
     # num_labels=1: one number per sequence, read at the last non-padding token (found with pad_token_id).
-    model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=1, dtype=profile.dtype,
+    # float32 weights everywhere, as lesson 08 says: the new head trains in full, and an fp16 trainer (a T4) refuses
+    # 16-bit trainable weights; PEFT upcasts only LoRA's own. On a GPU the trainer still computes in 16 bits.
+    model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=1, dtype=torch.float32,
                                                                device_map=profile.device)
     model.config.pad_token_id = tokenizer.pad_token_id
     if not profile.course_model:
