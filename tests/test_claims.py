@@ -57,3 +57,32 @@ def test_the_robustness_table_gives_the_spread_and_what_failed():
     lines, failed = module.table(rows, names)
     assert "not reached in seed-1" in lines[2] and failed == 1
     assert [n for n, _ in module.settings([0, 1], 0)] == names
+
+
+def committed_lesson(path, setup_line, printed):
+    cells = [{"cell_type": "code", "source": "P = ftlab.setup()", "metadata": {},
+              "outputs": [{"output_type": "stream", "name": "stdout", "text": setup_line}]},
+             {"cell_type": "code", "source": "assert claims.holds(...)",
+              "metadata": {"execution": {"iopub.execute_input": "2026-12-07T10:00:00.000000Z",
+                                         "shell.execute_reply": "2026-12-07T10:00:02.500000Z"}},
+              "outputs": [{"output_type": "stream", "name": "stdout", "text": printed}]}]
+    path.write_text(json.dumps({"cells": cells}))
+    return path
+
+
+def test_the_committed_run_is_read_from_the_claims_it_printed(tmp_path):
+    module = robustness()
+    lesson = committed_lesson(tmp_path / "05_adapters.ipynb", "profile: cpu   seed: 0   device: CPU, 2 threads\n",
+                              "✓ math loss: math adapter - story adapter: -2.56 < 0\n"
+                              "✗ FAILS: whole stories: story adapter - math adapter: 0 > 0\nother output\n")
+    folder = tmp_path / "seed-0"
+    folder.mkdir()
+    module.record_committed(lesson, folder, "cpu")
+    rows = [json.loads(line) for line in (folder / "claims-05.jsonl").read_text().splitlines()]
+    assert [(r["claim"], r["value"], r["op"], r["threshold"]) for r in rows] == [
+        ("math loss: math adapter - story adapter", -2.56, "<", 0.0),
+        ("whole stories: story adapter - math adapter", 0.0, ">", 0.0)]
+    assert json.loads((folder / "done-05.json").read_text())["seconds"] == 2.5
+    other_seed = committed_lesson(tmp_path / "06_prompt_tuning.ipynb", "profile: cpu   seed: 1   device: CPU\n", "")
+    with pytest.raises(SystemExit, match="06_prompt_tuning.ipynb"):
+        module.record_committed(other_seed, folder, "cpu")
