@@ -8,7 +8,8 @@ The modules, by lesson:
   one parameter count), plots, show;
 - the classroom: classroom (lesson headers: Colab badge and install cell, bilingual titles, the repository's
   address), exercises (the exercises' checks, one module per lesson);
-- 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs);
+- 01 tokenizer, base_model; 02 sft; 03 lora; 04 memory, architectures (real model configs), peak_memory (the
+  memory a training run adds, 04 and 07);
 - 05-07 adapters, peft_train, soft_prompts; 08-11 preference, rewards, ppo, rl_start (GRPO's start model);
 - 12 leaderboard (every checkpoint scored alike), gguf_export (GGUF files for llama.cpp);
 - 13 launch (training as a script from a run config, on as many processes as a launcher starts), llamafactory

@@ -181,24 +181,12 @@ def estimate(config, batch_size, seq_len, method="full", dtype="fp32", lora_r=8,
 # Runs in a fresh interpreter, so that nothing the notebook did before counts. For each run it trains the config
 # the way the Trainer does (forward, backward, AdamW step, gradients set to None) and prints its memory as JSON.
 _MEASURE = r"""
-import gc, json, sys
+import json, sys
 import torch
 import transformers
+from ftlab.peak_memory import PeakMemory
 
-LINUX = sys.platform.startswith("linux")
 torch.set_num_threads(1)  # memory does not depend on threads, and a busy machine does not slow one thread down
-
-
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
-
-
-def rss_now():
-    if LINUX:
-        return status("VmRSS:")
-    import resource  # elsewhere only the peak is known: measure one run per process there
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 def build(run):
@@ -226,16 +214,13 @@ train(model, optimizer, torch.randint(0, model.config.vocab_size, (1, 8)))
 results = []
 for run in runs:
     model = optimizer = None
-    gc.collect()
     ids = torch.randint(0, run["config"]["vocab_size"], (run["batch_size"], run["seq_len"]))
-    baseline = rss_now()
-    if LINUX:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak (VmHWM) to the memory in use now
-    model, optimizer = build(run)
-    for _ in range(run["steps"]):
-        train(model, optimizer, ids)
-    results.append({"baseline": baseline, "peak": status("VmHWM:") if LINUX else rss_now()})
+    # malloc's settings came with the process (MALLOC_MMAP_THRESHOLD_ or not): the probe leaves them as they are
+    with PeakMemory("cpu", return_freed=False) as peak:
+        model, optimizer = build(run)
+        for _ in range(run["steps"]):
+            train(model, optimizer, ids)
+    results.append({"baseline": peak.start, "used": peak.used})
 print("MEASURED=" + json.dumps(results))
 """
 
@@ -244,8 +229,11 @@ def measure_training_peaks(runs, malloc_tuned=True):
     """Measure several training runs, one after the other in one fresh process (see measure_training_peak).
 
     runs: dicts with config, batch_size, seq_len and optionally method ("full" or "lora"), lora_r, steps.
-    Returns one {baseline, peak, used} per run, in bytes.
+    Returns one {baseline, used} per run, in bytes. Linux only: the peak is read from /proc (Colab and CI are Linux).
     """
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError(f"measuring a training run's memory reads the process's peak from /proc, which Linux has "
+                           f"and {sys.platform} does not: run lesson 04's measurements on Linux (Colab is Linux)")
     from ftlab.paths import ROOT
 
     specs = [{"config_class": type(run["config"]).__name__, "config": run["config"].to_dict(),
@@ -259,17 +247,15 @@ def measure_training_peaks(runs, malloc_tuned=True):
                           text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"the measuring process failed:\n{done.stderr[-3000:]}")
-    results = json.loads(done.stdout.split("MEASURED=")[-1])
-    for result in results:
-        result["used"] = result["peak"] - result["baseline"]
-    return results
+    return json.loads(done.stdout.split("MEASURED=")[-1])
 
 
 def measure_training_peak(config, batch_size, seq_len, method="full", lora_r=8, steps=3, malloc_tuned=True):
-    """Train `config` for a few steps in a fresh process; return {baseline, peak, used} in bytes.
+    """Train `config` for a few steps in a fresh process; return {baseline, used} in bytes.
 
     `used` = peak process memory (resident set size) minus the memory in use just before the model was
-    built: torch and transformers imported and warmed up, the batch of token ids made.
+    built (`baseline`): torch and transformers imported and warmed up, the batch of token ids made. The probe is
+    `ftlab.peak_memory.PeakMemory`, the one lesson 07 measures with.
     malloc_tuned: ask glibc to give every block of 64 KiB or more back to the system when it is freed
     (MALLOC_MMAP_THRESHOLD_). By default glibc raises that threshold as a program frees big blocks, and then
     keeps freed memory for reuse, so the process holds more than its live tensors: set it False to see that.

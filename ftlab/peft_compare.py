@@ -2,16 +2,12 @@
 
 The lesson builds each model and trains it with SFTTrainer in plain sight; this module holds what is the same
 for all of them:
-- `PeakMemory`: the memory a training run adds at its peak (the process's memory on a CPU, torch's count on a GPU);
 - `measure()`: one row of the comparison table from a finished run (parameters, time per step, memory,
   held-out loss and score, bytes saved);
 - the parameter counts of real architectures, by arithmetic and checked on the meta device (no weights, no
   download), against the usual rules of thumb (`OUTLINE_RANGES`).
 """
-import ctypes
-import gc
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,54 +43,6 @@ def learning_rate(profile, method):
 
 
 # ---------------------------------------------------------------- memory
-M_MMAP_THRESHOLD = -3  # glibc's mallopt() parameter number for MALLOC_MMAP_THRESHOLD_
-
-
-def _status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
-
-
-class PeakMemory:
-    """`with PeakMemory(device) as peak: trainer.train()`; then `peak.used` is the most memory the block added
-    over what was in use when it began, in bytes (None where it cannot be measured).
-
-    GPU: torch counts every tensor it allocates; its peak counter is reset at the start.
-    CPU (Linux): the process's resident memory. The kernel's peak (VmHWM) is reset at the start, and glibc is
-    asked to return every freed block of 64 KiB or more to the system at once (as lesson 04's measuring process
-    does with MALLOC_MMAP_THRESHOLD_), and the free blocks malloc already holds are handed back (malloc_trim):
-    otherwise freed tensors stay in the process, and a run after a bigger one would reuse them and seem to
-    take no memory (CI saw exactly 0 for a 40 MiB block). Elsewhere (macOS, Windows) the peak cannot be reset: None.
-    """
-
-    def __init__(self, device):
-        self.device = device
-        self.used = None
-
-    def __enter__(self):
-        gc.collect()
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self._start = torch.cuda.memory_allocated()
-        elif sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None)
-            libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
-            libc.malloc_trim(0)  # free blocks still held by malloc go back too, so reusing one shows as new memory
-            self._start = _status("VmRSS:")
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset the peak (VmHWM) to the memory in use now
-        return self
-
-    def __exit__(self, *exc):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            self.used = torch.cuda.max_memory_allocated() - self._start
-        elif sys.platform.startswith("linux"):
-            self.used = _status("VmHWM:") - self._start
-        return False
-
-
 def weight_bytes(model):
     """Bytes of the model's parameters and buffers as stored (4-bit weights count half a byte each)."""
     tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()

@@ -8,7 +8,7 @@ from peft import LoraConfig, PromptTuningConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, set_seed
 from trl import SFTTrainer
 
-from ftlab import adapters, architectures, base_model, chat, data, lora, memory, peft_compare
+from ftlab import adapters, architectures, base_model, chat, data, lora, memory, peak_memory, peft_compare
 from ftlab.peft_train import peft_sft_config
 from ftlab.profiles import PROFILES
 
@@ -18,10 +18,10 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 @linux_only
 def test_peak_memory_sees_what_a_block_allocates_even_after_a_bigger_block():
-    with peft_compare.PeakMemory("cpu") as big:
+    with peak_memory.PeakMemory("cpu") as big:
         x = torch.ones(200 * MIB // 4)  # 200 MiB, touched
         del x
-    with peft_compare.PeakMemory("cpu") as small:
+    with peak_memory.PeakMemory("cpu") as small:
         y = torch.ones(40 * MIB // 4)
         del y
     assert 190 * MIB < big.used < 260 * MIB, big.used / MIB
@@ -31,14 +31,14 @@ def test_peak_memory_sees_what_a_block_allocates_even_after_a_bigger_block():
 
 REUSED_HOLE = """
 import ctypes, torch
-from ftlab import peft_compare
+from ftlab import peak_memory
 libc = ctypes.CDLL(None)
 libc.mallopt(-3, 2 ** 29)  # M_MMAP_THRESHOLD: large blocks from malloc's heap, as after its threshold has risen
 libc.mallopt(-1, 2 ** 30)  # M_TRIM_THRESHOLD: and freed ones stay there
 hole = torch.ones(60 * 2 ** 18)
 keep = torch.ones(1000)  # after the hole, so the heap's top cannot shrink over it
 del hole
-with peft_compare.PeakMemory("cpu") as peak:
+with peak_memory.PeakMemory("cpu") as peak:
     y = torch.ones(40 * 2 ** 18)  # 40 MiB, fits in the freed 60 MiB
     del y
 print(peak.used)
@@ -103,7 +103,7 @@ def tiny_run(tokenizer, model, output_dir):
     rows = chats["train"].select(range(12))
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=rows.map(chat.prompt_completion, remove_columns=rows.column_names))
-    with peft_compare.PeakMemory("cpu") as peak:
+    with peak_memory.PeakMemory("cpu") as peak:
         trainer.train()
     test_rows = [next(r for r in chats["test"] if r["task"] == task) for task in ("math", "story")]
     return trainer, peak, test_rows
