@@ -186,14 +186,22 @@ def main(argv=None):
 
     names = [n for n, _ in names_envs]
     claims, done = collect(root, names)
-    lines, failed = table({n: [r for r in claims[n] if not args.lessons or r["lesson"][:2] in args.lessons]
-                           for n in names}, names)
+    claims = {n: [r for r in claims[n] if not args.lessons or r["lesson"][:2] in args.lessons] for n in names}
+    retired = []
+    if args.committed:  # a claim the lessons no longer state (measured by an earlier run) is listed, not judged
+        stated = {(r["lesson"][:2], r["claim"]) for r in claims["seed-0"]}
+        retired = sorted({f"{r['lesson'][:2]} {r['claim']!r}: {n} {r['value']:.3g}" for n in names for r in claims[n]
+                          if (r["lesson"][:2], r["claim"]) not in stated})
+        claims = {n: [r for r in claims[n] if (r["lesson"][:2], r["claim"]) in stated] for n in names}
+    lines, failed = table(claims, names)
     errors = [f"{n} {lesson}: {e}" for n in names for lesson, d in done[n].items() for e in d["errors"]]
     seconds = {lesson: [done[n][lesson]["seconds"] for n in names if done[n].get(lesson, {}).get("seconds")]
                for lesson in sorted({lesson for n in names for lesson in done[n]})}
     report = [f"Profile {args.profile}; settings: {', '.join(names)}.", "", *lines, "",
               "Lesson wall times (s), min / max over the settings: " +
               ", ".join(f"{lesson} {min(s):.0f}/{max(s):.0f}" for lesson, s in seconds.items() if s)]
+    if retired:
+        report += ["", "Measured by earlier runs, no longer stated by the lessons:", *retired]
     if errors:
         report += ["", "Errors:", *errors]
     print("\n".join(report))
