@@ -188,11 +188,14 @@ def main(argv=None):
     claims, done = collect(root, names)
     claims = {n: [r for r in claims[n] if not args.lessons or r["lesson"][:2] in args.lessons] for n in names}
     retired = []
-    if args.committed:  # a claim the lessons no longer state (measured by an earlier run) is listed, not judged
-        stated = {(r["lesson"][:2], r["claim"]) for r in claims["seed-0"]}
+    if args.committed:
+        # Every value is judged by the threshold the lesson states now (the committed run's), whatever threshold the
+        # run that measured it stated; a claim the lessons no longer state is listed below the table, not judged.
+        stated = {(r["lesson"][:2], r["claim"]): (r["op"], r["threshold"]) for r in claims["seed-0"]}
         retired = sorted({f"{r['lesson'][:2]} {r['claim']!r}: {n} {r['value']:.3g}" for n in names for r in claims[n]
                           if (r["lesson"][:2], r["claim"]) not in stated})
-        claims = {n: [r for r in claims[n] if (r["lesson"][:2], r["claim"]) in stated] for n in names}
+        claims = {n: [dict(r, op=stated[key][0], threshold=stated[key][1]) for r in claims[n]
+                      if (key := (r["lesson"][:2], r["claim"])) in stated] for n in names}
     lines, failed = table(claims, names)
     errors = [f"{n} {lesson}: {e}" for n in names for lesson, d in done[n].items() for e in d["errors"]]
     seconds = {lesson: [done[n][lesson]["seconds"] for n in names if done[n].get(lesson, {}).get("seconds")]
