@@ -10,7 +10,7 @@ OFFLINE := FTLAB_PROFILE=cpu $(HUB_OFFLINE)
 # The committed notebooks are executed at seed 0 (make notebooks); make test runs every lesson at another seed, so
 # each landing shows that the lessons' claims hold beyond the run that wrote their outputs.
 TEST_SEED ?= 1
-NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider --durations=20
 # llama-cpp-python (lesson 12) compiles llama.cpp when it is installed. Without its multimodal library and HTTPS
 # support, which the course does not use, that takes 3.6 minutes on 2 cores instead of 6.3.
 LLAMA_CPP_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF
@@ -42,18 +42,21 @@ lab: install
 # again in the real profile (SmolLM2-135M-Instruct on the CPU, offline: the path a GPU learner takes), then the
 # course through LLaMA-Factory in its own environment (llamafactory-check, lesson 13), then the course as learners
 # install and open it (checks).
+# Every step at the one seed: LLaMA-Factory's check and the simulated Colab start from the course models that the
+# lessons built (at another seed they would build them again, 5 minutes).
+test: export FTLAB_SEED = $(TEST_SEED)
 test: install
-	$(OFFLINE) FTLAB_SEED=$(TEST_SEED) $(BIN)/python -m pytest tests notebooks exercises $(NBVAL)
+	$(OFFLINE) $(BIN)/python -m pytest tests notebooks exercises $(NBVAL)
 	$(MAKE) test-real REAL_LESSONS="$(CI_REAL_LESSONS)"
 	$(MAKE) llamafactory-check
 	$(MAKE) checks
 
-# The real profile: a real model costs 100 times the course model's time per step on a CPU, 2 to 10 minutes a
-# lesson on 2 cores (README). `make test` runs the lessons below, which fit CI's time beside the cpu profile: the
-# real model's continued pretraining (01, which also converts it once) and TRL's reward, DPO and GRPO trainers on
-# LoRA (08, 10, 11). 00 and 05 left it when lesson 14 joined the cpu pass: the run measured 67 minutes with them.
-# `make test-real` runs all of them (about an hour).
-CI_REAL_LESSONS := 01 08 10 11
+# The real profile: a real model costs 100 times the course model's time per step on a CPU, 10 s to 8 minutes a
+# lesson on 2 cores (README). `make test` runs the lessons below, 8 of 15, which fit CI's hour beside the cpu profile:
+# the real model's continued pretraining (01, which also converts it once), PEFT's adapter and prompt tuning (05,
+# 06), TRL's reward, DPO and GRPO trainers on LoRA (08, 10, 11) and a learner's own files to GGUF (14).
+# `make test-real` runs all of them (about an hour and a quarter).
+CI_REAL_LESSONS := 00 01 05 06 08 10 11 14
 REAL_LESSONS ?= $(patsubst notebooks/%,%,$(basename $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 test-real: install
 	FTLAB_PROFILE=real $(HUB_OFFLINE) FTLAB_SEED=$(TEST_SEED) $(BIN)/python -m pytest $(NBVAL) \
@@ -78,7 +81,7 @@ llamafactory-check: llamafactory
 	$(OFFLINE) $(LF_VENV)/bin/python scripts/llamafactory_check.py
 
 # The course as learners install and open it (checks/): the base install and the extras resolve to Python 3.13
-# wheels; the Colab install cell keeps Colab's torch in a simulated Colab, where lessons 00 and 02 then run;
+# wheels; the Colab install cell keeps Colab's torch in a simulated Colab, where lessons 00 and 04 then run;
 # `make lab` in a real browser (Debian's Chromium), lesson 00 run and its exercise link followed. They need the
 # package index (the first two) and, for the browser, root to install Chromium the first time.
 CHROMIUM := /usr/bin/chromium
