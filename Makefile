@@ -18,7 +18,7 @@ LLAMA_CPP_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_OPENSSL=OFF
 EXTRAS := llama-cpp,lab,classroom,test
 
 .PHONY: install lab test test-real unit notebooks data clean assignments llamafactory llamafactory-check checks robustness \
-        lr-sweep
+        lr-sweep lr-select
 
 install: $(BIN)/.installed
 
@@ -117,6 +117,12 @@ robustness: install
 lr-sweep: install
 	$(HUB_OFFLINE) $(BIN)/python scripts/lr_sweep.py --profile cpu
 	$(HUB_OFFLINE) $(BIN)/python scripts/lr_sweep.py --profile real
+
+# The learning rates of lessons 07 (per PEFT method) and 11 (GRPO), chosen on the validation split around the rates
+# the lessons use (docs/lr-select-*.md). About 15 minutes on the course model on 2 cores; the real one's take longer.
+lr-select: install
+	for lesson in 07 11; do for profile in cpu real; do \
+	  $(HUB_OFFLINE) $(BIN)/python scripts/lr_select.py --lesson $$lesson --profile $$profile || exit 1; done; done
 
 # Regenerate the course datasets under data/ from their seeded generators.
 data: install

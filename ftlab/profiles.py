@@ -141,7 +141,7 @@ PROFILES = {
             # Lessons 05-07 (PEFT): a task adapter, a soft prompt, each method of the comparison (its own rate).
             "adapter": Stage(steps=400, batch_size=16, learning_rate=1e-2),
             "prompt_tuning": Stage(steps=100, batch_size=16, learning_rate=3e-2),
-            "peft_compare": Stage(steps=30, batch_size=16, learning_rate=3e-3),  # x 8 methods: lesson 07 in 3 minutes
+            "peft_compare": Stage(steps=30, batch_size=16, learning_rate=1e-2),  # x 8 methods; LoRA's rate (peft_compare)
             # Lessons 08-11 (alignment): batch = preference pairs (reward, dpo), rollouts (ppo), completions (grpo).
             "reward": Stage(steps=100, batch_size=32, learning_rate=1e-3),  # lesson 08: 3 passes, style pairs saturate
             "dpo": Stage(steps=50, batch_size=16, learning_rate=1e-5),

@@ -1,4 +1,5 @@
 """Lesson 07's measurements: peak memory, one table row from a real run, and parameter counts of real models."""
+import json
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCau
 from trl import SFTTrainer
 
 from ftlab import adapters, architectures, base_model, chat, data, lora, memory, peak_memory, peft_compare
+from ftlab.paths import ROOT
 from ftlab.peft_train import peft_sft_config
 from ftlab.profiles import PROFILES
 
@@ -87,13 +89,23 @@ def test_seed_check_names_what_falls_outside():
 def test_learning_rates_by_model_kind_and_folder_names():
     cpu, real, gpu = PROFILES["cpu"], PROFILES["real"], PROFILES["gpu"]
     assert peft_compare.learning_rate(cpu, "LoRA") == cpu.stage("peft_compare").learning_rate
-    assert peft_compare.learning_rate(cpu, "prompt tuning") == 3e-2
-    assert peft_compare.learning_rate(cpu, "full fine-tuning") == 1e-3
     # the real and gpu profiles train the same kind of model: the same rates, whatever the profile's name
     for method in ("LoRA", "full fine-tuning", "IA3", "adapter (Houlsby)", "P-tuning"):
         assert peft_compare.learning_rate(real, method) == peft_compare.learning_rate(gpu, method)
     assert peft_compare.learning_rate(real, "full fine-tuning") < peft_compare.learning_rate(cpu, "full fine-tuning")
     assert peft_compare.slug("adapter (Houlsby)") == "adapter-houlsby"
+
+
+def test_the_course_models_rates_are_those_chosen_on_the_validation_split():
+    """scripts/lr_select.py recorded each method's validation loss per rate (docs/lr-select-07-cpu.json): lesson 07
+    trains each method at the rate with the lowest."""
+    chosen = json.loads((ROOT / "docs" / "lr-select-07-cpu.json").read_text())
+    cpu = PROFILES["cpu"]
+    assert set(chosen) == {"full fine-tuning", "LoRA", "DoRA", "IA3", "adapter (Houlsby)", "prompt tuning",
+                           "prefix tuning", "P-tuning"}
+    for method, losses in chosen.items():
+        best = min(losses, key=losses.get)
+        assert peft_compare.learning_rate(cpu, method) == float(best), (method, losses)
 
 
 def tiny_run(tokenizer, model, output_dir):
