@@ -153,7 +153,7 @@ def report(study, results, centres, seconds):
              f"half-decades around it, each run scored by the {study.measure} "
              f"({'lower' if study.lower_is_better else 'higher'} is better). The lesson reports the test split, "
              f"on which nothing was chosen. {seconds / 60:.0f} minutes on 2 cores.", "",
-             f"| run | {study.measure} by learning rate | chosen | the lesson's rate |", "|---|---|---|---|"]
+             f"| run | {study.measure} by learning rate | chosen | the lesson's rate when this ran |", "|---|---|---|---|"]
     for name, scores in results.items():
         best = chosen(study, scores, centres[name])
         tried = ", ".join(f"{rate:g}: {value:.4f}" for rate, value in sorted(scores.items()))
