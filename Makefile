@@ -55,7 +55,7 @@ test: install
 # lesson on 2 cores (README). `make test` runs the lessons below, 8 of 15, which fit CI's hour beside the cpu profile:
 # the real model's continued pretraining (01, which also converts it once), PEFT's adapter and prompt tuning (05,
 # 06), TRL's reward, DPO and GRPO trainers on LoRA (08, 10, 11) and a learner's own files to GGUF (14).
-# `make test-real` runs all of them (about an hour and a quarter).
+# `make test-real` runs all of them (about an hour).
 CI_REAL_LESSONS := 00 01 05 06 08 10 11 14
 REAL_LESSONS ?= $(patsubst notebooks/%,%,$(basename $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 test-real: install

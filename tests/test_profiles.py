@@ -1,6 +1,9 @@
+import json
+
 import pytest
 
 from ftlab import profiles
+from ftlab.paths import ROOT
 
 
 def test_cpu_is_the_default_without_cuda(monkeypatch):
@@ -85,3 +88,11 @@ def test_setup_goes_offline_in_the_cpu_profile(monkeypatch):
     profile = profiles.setup("cpu", quiet=True)
     assert profile.name == "cpu"
     assert all(__import__("os").environ[s] == "1" for s in profiles.OFFLINE_SWITCHES)
+
+
+def test_the_course_models_grpo_rate_is_the_one_chosen_on_the_validation_split():
+    """scripts/lr_select.py recorded lesson 11's validation accuracy per rate (docs/lr-select-11-cpu.json): the cpu
+    profile trains GRPO at the rate with the highest."""
+    accuracy = json.loads((ROOT / "docs" / "lr-select-11-cpu.json").read_text())["GRPO"]
+    best = max(accuracy, key=accuracy.get)
+    assert profiles.PROFILES["cpu"].stage("grpo").learning_rate == float(best), accuracy
