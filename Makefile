@@ -52,11 +52,11 @@ test: install
 	$(MAKE) checks
 
 # The real profile: a real model costs 100 times the course model's time per step on a CPU, 10 s to 8 minutes a
-# lesson on 2 cores (README). `make test` runs the lessons below, 8 of 15, which fit CI's hour beside the cpu profile:
-# the real model's continued pretraining (01, which also converts it once), PEFT's adapter and prompt tuning (05,
-# 06), TRL's reward, DPO and GRPO trainers on LoRA (08, 10, 11) and a learner's own files to GGUF (14).
-# `make test-real` runs all of them (about an hour).
-CI_REAL_LESSONS := 00 01 05 06 08 10 11 14
+# lesson on 2 cores (README). `make test` runs the lessons below, 10 of 15, which fit CI's hour beside the cpu profile:
+# the real model's continued pretraining (01, which also converts it once), QLoRA on its 4-bit weights (04), PEFT's
+# adapter and prompt tuning (05, 06), TRL's reward, DPO and GRPO trainers on LoRA (08, 10, 11), SFT launched in two
+# processes (13) and a learner's own files to GGUF (14). `make test-real` runs all of them (about an hour).
+CI_REAL_LESSONS := 00 01 04 05 06 08 10 11 13 14
 REAL_LESSONS ?= $(patsubst notebooks/%,%,$(basename $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
 test-real: install
 	FTLAB_PROFILE=real $(HUB_OFFLINE) FTLAB_SEED=$(TEST_SEED) $(BIN)/python -m pytest $(NBVAL) \

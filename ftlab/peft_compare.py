@@ -29,8 +29,8 @@ from .peft_train import story_rate
 LEARNING_RATES = {
     "course model": {"full fine-tuning": 3e-3, "IA3": 3e-1, "adapter (Houlsby)": 3e-2, "prompt tuning": 1e-1,
                      "prefix tuning": 3e-1, "P-tuning": 1e-2},
-    "real model": {"full fine-tuning": 1e-4, "IA3": 3e-3, "adapter (Houlsby)": 1e-3, "prompt tuning": 3e-2,
-                   "prefix tuning": 1e-2, "P-tuning": 1e-3},
+    "real model": {"full fine-tuning": 1e-4, "IA3": 3e-2, "adapter (Houlsby)": 3e-3, "prompt tuning": 3e-2,
+                   "prefix tuning": 1e-1, "P-tuning": 3e-3},
 }
 
 

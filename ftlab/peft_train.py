@@ -7,14 +7,6 @@ sums, complete stories).
 import torch
 
 from . import chat, world
-from .sft import sft_config
-
-
-def peft_sft_config(output_dir, profile, stage, **overrides):
-    """Lesson 02's SFTConfig for the PEFT training `stage` of the profile, with evaluation off: the PEFT
-    lessons measure by themselves, per task."""
-    defaults = {"eval_strategy": "no", "logging_steps": max(1, profile.stage(stage).steps // 10)}
-    return sft_config(output_dir, profile, stage, **(defaults | overrides))
 
 
 def held_out_by_task(rows, per_task=None):

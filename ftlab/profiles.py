@@ -114,11 +114,12 @@ REAL_STAGES = {
     "qlora": Stage(steps=16, batch_size=8, learning_rate=1e-3),  # lesson 04: LoRA on the model in 4 bits
     "adapter": Stage(steps=30, batch_size=8, learning_rate=1e-3),
     "prompt_tuning": Stage(steps=12, batch_size=8, learning_rate=3e-2),  # lesson 06: x 4 runs
-    "peft_compare": Stage(steps=8, batch_size=6, learning_rate=1e-3),  # lesson 07: x 8 methods
+    "peft_compare": Stage(steps=8, batch_size=6, learning_rate=3e-3),  # lesson 07: x 8 methods; LoRA's rate
     "reward": Stage(steps=20, batch_size=4, learning_rate=3e-4),  # lesson 08: LoRA + head, about 50 s on 2 cores
     "dpo": Stage(steps=8, batch_size=2, learning_rate=2e-4),  # lesson 10: LoRA, about 30 s a method on 2 cores
     "ppo": Stage(steps=4, batch_size=8, learning_rate=5e-5),  # lesson 09: about 20 s per iteration on 2 cores
-    "grpo": Stage(steps=18, batch_size=16, learning_rate=1e-4),  # lesson 11: LoRA, about 9 s a step on 2 cores
+    # lesson 11: LoRA, about 8 s a step on 2 cores; the rate chosen on validation sums (make lr-select)
+    "grpo": Stage(steps=18, batch_size=16, learning_rate=1e-3),
     "export": Stage(steps=30, batch_size=8, learning_rate=1e-3),
     "own_data": Stage(steps=20, batch_size=8, learning_rate=1e-3),  # lesson 14: LoRA on the example files
 }

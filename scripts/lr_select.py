@@ -66,6 +66,7 @@ class PeftRace:
 
         self.ns = {}
         run_cells(self.lesson, self.ns, until="def build(")  # P, START, tokenizer, train_chats, PEFT_CONFIGS, build
+        run_cells(self.lesson, self.ns, only="def training_args(")  # the race's SFTConfig
         P = self.ns["P"]
         by_task = held_out_by_task(data.load("sft")["validation"], per_task=None if P.course_model else 10)
         # the lesson's tasks that the validation split has (it holds no fact chats: data/README.md says why)
@@ -79,16 +80,12 @@ class PeftRace:
         return {method: peft_compare.learning_rate(self.ns["P"], method) for method in self.ns["METHODS"]}
 
     def score(self, method, rate):
-        from ftlab import chat, peft_compare
-        from ftlab.peft_train import peft_sft_config
+        from ftlab import chat
 
-        P = self.ns["P"]
-        self.ns["set_seed"](P.seed)
+        self.ns["set_seed"](self.ns["P"].seed)
         model = self.ns["build"](method)
-        args = peft_sft_config(P.artifacts / "runs" / f"lr-{peft_compare.slug(method)}", P, "peft_compare",
-                               learning_rate=rate, disable_tqdm=True)
-        self.ns["SFTTrainer"](model=model, args=args, train_dataset=self.ns["train_chats"],
-                              processing_class=self.ns["tokenizer"]).train()
+        self.ns["SFTTrainer"](model=model, args=self.ns["training_args"](method, rate),
+                              train_dataset=self.ns["train_chats"], processing_class=self.ns["tokenizer"]).train()
         return chat.answer_loss(model, self.ns["tokenizer"], self.validation)
 
 

@@ -9,9 +9,8 @@ from peft import LoraConfig, PromptTuningConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, set_seed
 from trl import SFTTrainer
 
-from ftlab import adapters, architectures, base_model, chat, data, lora, memory, peak_memory, peft_compare
+from ftlab import adapters, architectures, base_model, chat, data, lora, memory, peak_memory, peft_compare, sft
 from ftlab.paths import ROOT
-from ftlab.peft_train import peft_sft_config
 from ftlab.profiles import PROFILES
 
 MIB = 2 ** 20
@@ -96,22 +95,22 @@ def test_learning_rates_by_model_kind_and_folder_names():
     assert peft_compare.slug("adapter (Houlsby)") == "adapter-houlsby"
 
 
-def test_the_course_models_rates_are_those_chosen_on_the_validation_split():
-    """scripts/lr_select.py recorded each method's validation loss per rate (docs/lr-select-07-cpu.json): lesson 07
-    trains each method at the rate with the lowest."""
-    chosen = json.loads((ROOT / "docs" / "lr-select-07-cpu.json").read_text())
-    cpu = PROFILES["cpu"]
+@pytest.mark.parametrize("profile", ["cpu", "real"])
+def test_the_rates_are_those_chosen_on_the_validation_split(profile):
+    """scripts/lr_select.py recorded each method's validation loss per rate (docs/lr-select-07-<profile>.json):
+    lesson 07 trains each method at the rate with the lowest."""
+    chosen = json.loads((ROOT / "docs" / f"lr-select-07-{profile}.json").read_text())
     assert set(chosen) == {"full fine-tuning", "LoRA", "DoRA", "IA3", "adapter (Houlsby)", "prompt tuning",
                            "prefix tuning", "P-tuning"}
     for method, losses in chosen.items():
         best = min(losses, key=losses.get)
-        assert peft_compare.learning_rate(cpu, method) == float(best), (method, losses)
+        assert peft_compare.learning_rate(PROFILES[profile], method) == float(best), (method, losses)
 
 
 def tiny_run(tokenizer, model, output_dir):
     chats = data.load("sft")
-    args = peft_sft_config(output_dir, PROFILES["cpu"], "peft_compare", max_steps=3, per_device_train_batch_size=4,
-                           disable_tqdm=True)
+    args = sft.sft_config(output_dir, PROFILES["cpu"], "peft_compare", max_steps=3, per_device_train_batch_size=4,
+                          eval_strategy="no", disable_tqdm=True)
     rows = chats["train"].select(range(12))
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=rows.map(chat.prompt_completion, remove_columns=rows.column_names))

@@ -90,9 +90,10 @@ def test_setup_goes_offline_in_the_cpu_profile(monkeypatch):
     assert all(__import__("os").environ[s] == "1" for s in profiles.OFFLINE_SWITCHES)
 
 
-def test_the_course_models_grpo_rate_is_the_one_chosen_on_the_validation_split():
-    """scripts/lr_select.py recorded lesson 11's validation accuracy per rate (docs/lr-select-11-cpu.json): the cpu
-    profile trains GRPO at the rate with the highest."""
-    accuracy = json.loads((ROOT / "docs" / "lr-select-11-cpu.json").read_text())["GRPO"]
+@pytest.mark.parametrize("profile", ["cpu", "real"])
+def test_the_grpo_rate_is_the_one_chosen_on_the_validation_split(profile):
+    """scripts/lr_select.py recorded lesson 11's validation accuracy per rate (docs/lr-select-11-<profile>.json):
+    the profile trains GRPO at the rate with the highest."""
+    accuracy = json.loads((ROOT / "docs" / f"lr-select-11-{profile}.json").read_text())["GRPO"]
     best = max(accuracy, key=accuracy.get)
-    assert profiles.PROFILES["cpu"].stage("grpo").learning_rate == float(best), accuracy
+    assert profiles.PROFILES[profile].stage("grpo").learning_rate == float(best), accuracy

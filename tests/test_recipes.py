@@ -29,8 +29,8 @@ cell_sources = call_counts.cell_sources
 
 STEPS = 3  # enough for a checkpoint, an evaluation and a log line in lesson 02's settings
 # The lessons with a recipe, and the kind of start model each takes (ftlab.models.start_model).
-RECIPES = {"02_sft": "base", "03_lora": "base", "06_prompt_tuning": "base", "08_reward_modeling": "chat",
-           "10_dpo": "chat"}
+RECIPES = {"02_sft": "base", "03_lora": "base", "04_qlora_memory": "base", "06_prompt_tuning": "base",
+           "08_reward_modeling": "chat", "10_dpo": "chat"}
 
 PREAMBLE = """\
 # What the lesson's earlier cells set: the profile's numbers (shortened to {steps} steps), the start model, the data.
