@@ -119,7 +119,7 @@ lr-sweep: install
 	$(HUB_OFFLINE) $(BIN)/python scripts/lr_sweep.py --profile real
 
 # The learning rates of lessons 07 (per PEFT method) and 11 (GRPO), chosen on the validation split around the rates
-# the lessons use (docs/lr-select-*.md). About 15 minutes on the course model on 2 cores; the real one's take longer.
+# the lessons use (docs/lr-select-*.md). About 15 minutes on the course model and 20 on the real one, on 2 cores.
 lr-select: install
 	for lesson in 07 11; do for profile in cpu real; do \
 	  $(HUB_OFFLINE) $(BIN)/python scripts/lr_select.py --lesson $$lesson --profile $$profile || exit 1; done; done

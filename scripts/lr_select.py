@@ -14,6 +14,8 @@ The tables go to docs/lr-select-<lesson>-<profile>.md (and .json).
 
     python scripts/lr_select.py --lesson 07 --profile cpu     # about 5 minutes on 2 cores
     python scripts/lr_select.py --lesson 11 --profile cpu     # about 9 minutes
+    python scripts/lr_select.py --lesson 07 --profile real    # about 6 minutes
+    python scripts/lr_select.py --lesson 11 --profile real    # about 13 minutes
 """
 import argparse
 import dataclasses
