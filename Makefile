@@ -7,6 +7,9 @@ BIN    := $(VENV)/bin
 # The tests run offline: no model or dataset may come from a hub in the cpu and real profiles.
 HUB_OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OFFLINE := FTLAB_PROFILE=cpu $(HUB_OFFLINE)
+# ...and make test proves it: under FTLAB_NETWORK_LOG every lesson, exercise and test refuses any connection to
+# another machine and records it there (ftlab/network_guard.py); the run fails when the log is not empty.
+NETWORK_LOG := $(CURDIR)/artifacts/network.log
 # The committed notebooks are executed at seed 0 (make notebooks); make test runs every lesson at another seed, so
 # each landing shows that the lessons' claims hold beyond the run that wrote their outputs.
 TEST_SEED ?= 1
@@ -46,8 +49,10 @@ lab: install
 # lessons built (at another seed they would build them again, 5 minutes).
 test: export FTLAB_SEED = $(TEST_SEED)
 test: install
-	$(OFFLINE) $(BIN)/python -m pytest tests notebooks exercises $(NBVAL)
-	$(MAKE) test-real REAL_LESSONS="$(CI_REAL_LESSONS)"
+	rm -f $(NETWORK_LOG)
+	$(OFFLINE) FTLAB_NETWORK_LOG=$(NETWORK_LOG) $(BIN)/python -m pytest tests notebooks exercises $(NBVAL)
+	FTLAB_NETWORK_LOG=$(NETWORK_LOG) $(MAKE) test-real REAL_LESSONS="$(CI_REAL_LESSONS)"
+	@if test -s $(NETWORK_LOG); then echo "offline profiles tried to reach the network:"; cat $(NETWORK_LOG); exit 1; fi
 	$(MAKE) llamafactory-check
 	$(MAKE) checks
 

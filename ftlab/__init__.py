@@ -2,7 +2,8 @@
 
 Start every lesson with `P = ftlab.setup()`, before importing transformers or trl.
 The modules, by lesson:
-- everywhere: profiles (cpu/gpu settings and shared trainer settings), paths (where things live, atomic writes),
+- everywhere: profiles (cpu/gpu settings and shared trainer settings), network_guard (make test's proof that the
+  offline profiles stay offline), paths (where things live, atomic writes),
   cache (models saved with their recipe), environment (the pins), world and data (the course datasets),
   chat and base_eval (measuring chat and base models), stats (how sure a measured accuracy is), parameters (the
   one parameter count), plots, show;

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from . import network_guard
 from .paths import ARTIFACTS
 
 
@@ -230,6 +231,8 @@ def setup(profile=None, seed=None, quiet=False):
     if chosen.device == "cpu":  # the cpu and real profiles: everything they need is on this machine
         for switch in OFFLINE_SWITCHES:
             os.environ[switch] = "1"
+        if os.environ.get("FTLAB_NETWORK_LOG"):  # make test: any attempt to go online is refused and recorded
+            network_guard.install(os.environ["FTLAB_NETWORK_LOG"])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Unsloth first, in both profiles: on a GPU it brings its kernels; on a CPU its fallback also keeps
     # TRL away from a Triton kernel that needs a GPU driver (trl 1.15 calls it whenever Triton is installed).

@@ -3,8 +3,11 @@
 A lesson tags the cells a learner would copy into a project of their own `recipe`: loading the model and the data,
 the training configuration and the trainer, the training. Those cells call the libraries only. This test checks that
 by reading them (no name that comes from ftlab), then writes them as one script into a temporary folder outside the
-repository and runs it in a fresh Python process, in the real profile (SmolLM2-135M-Instruct on the CPU, offline),
-for three steps.
+repository and runs it as `__main__`, in the real profile (SmolLM2-135M-Instruct on the CPU, offline), for three
+steps. One fresh Python process runs the six scripts in turn (`runpy`, each with its own globals in its own folder),
+so the libraries' imports, about 13 s a process, are paid once: a name a script does not define or import is still
+an error, only process-wide settings (environment variables, Unsloth's patches) carry over, and each script makes
+those itself in its first lines.
 
 What a recipe takes from the lesson is named, not computed: `P`, the profile's numbers (steps, batch size, learning
 rate, precision, sequence length, seed); `START`, the folder or hub id of the start model; `DATA`, the folder of the
@@ -13,10 +16,10 @@ set them, as a learner's own script would (with their own model, data and number
 """
 import ast
 import importlib.util
+import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -82,15 +85,42 @@ def test_a_recipe_calls_the_libraries_only(lesson):
         assert not used & lesson_names, f"{lesson}: a recipe cell uses {sorted(used & lesson_names)}:\n{source}"
 
 
-@pytest.mark.parametrize("lesson", RECIPES)
-def test_a_recipe_runs_as_a_script_outside_the_course(lesson, tmp_path):
-    assert not tmp_path.is_relative_to(ROOT)
-    script = PREAMBLE.format(steps=STEPS, kind=RECIPES[lesson], data=str(DATA_DIR))
-    script += "\n\n".join(cell_sources(notebook(lesson), "recipe")) + "\n"
-    (tmp_path / "recipe.py").write_text(script)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FTLAB_PROFILE")}
+# Runs each script of argv[1] ({lesson: folder}) in its folder, as `python recipe.py` would, and reports each one.
+RUNNER = """
+import gc, json, os, runpy, sys, time, traceback
+results = {}
+for lesson, folder in json.loads(sys.argv[1]).items():
+    os.chdir(folder)
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "recipe.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=900)
-    print(f"{lesson}: {time.perf_counter() - started:.0f} s")
-    assert run.returncode == 0, f"{lesson}'s recipe failed:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
+    try:
+        runpy.run_path("recipe.py", run_name="__main__")
+        failure = None
+    except BaseException:
+        failure = traceback.format_exc()
+    results[lesson] = {"seconds": round(time.perf_counter() - started), "failure": failure}
+    gc.collect()
+print("RESULTS=" + json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe_runs(tmp_path_factory):
+    """Every recipe written as a script in a folder of its own, outside the repository, and run."""
+    folders = {}
+    for lesson, kind in RECIPES.items():
+        folder = tmp_path_factory.mktemp(lesson)
+        assert not folder.is_relative_to(ROOT)
+        script = PREAMBLE.format(steps=STEPS, kind=kind, data=str(DATA_DIR))
+        (folder / "recipe.py").write_text(script + "\n\n".join(cell_sources(notebook(lesson), "recipe")) + "\n")
+        folders[lesson] = str(folder)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FTLAB_PROFILE")}
+    run = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(folders)], cwd=next(iter(folders.values())),
+                         env=env, capture_output=True, text=True, timeout=1800)
+    assert "RESULTS=" in run.stdout, f"the recipes' process failed:\n{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
+    return json.loads(run.stdout.split("RESULTS=")[-1])
+
+
+@pytest.mark.parametrize("lesson", RECIPES)
+def test_a_recipe_runs_as_a_script_outside_the_course(lesson, recipe_runs):
+    print(f"{lesson}: {recipe_runs[lesson]['seconds']} s")
+    assert recipe_runs[lesson]["failure"] is None, f"{lesson}'s recipe failed:\n{recipe_runs[lesson]['failure']}"
