@@ -34,12 +34,12 @@ def install(log_path):
     connect, connect_ex, getaddrinfo, gethostbyname = (socket.socket.connect, socket.socket.connect_ex,
                                                        socket.getaddrinfo, socket.gethostbyname)
 
-    def refuse(what):
+    def refuse(what, error=OSError):
         caller = "; ".join(f"{frame.filename}:{frame.lineno}" for frame in traceback.extract_stack()[-7:-2])
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         with open(log_path, "a") as log:  # one short line per attempt, appended by every process alike
             log.write(f"pid {os.getpid()} ({' '.join(sys.argv[:2])}): {what}, from {caller}\n")
-        raise OSError(f"{what}: refused, the cpu and real profiles run without a network (ftlab.network_guard)")
+        raise error(f"{what}: refused, the cpu and real profiles run without a network (ftlab.network_guard)")
 
     def guarded_connect(self, address, _real=connect):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not is_local(address[0]):
@@ -51,12 +51,12 @@ def install(log_path):
 
     def guarded_getaddrinfo(host, *args, **kwargs):
         if not is_local(host):
-            refuse(f"look up {host!r}")
+            refuse(f"look up {host!r}", socket.gaierror)  # what a lookup without a network raises
         return getaddrinfo(host, *args, **kwargs)
 
     def guarded_gethostbyname(host):
         if not is_local(host):
-            refuse(f"look up {host!r}")
+            refuse(f"look up {host!r}", socket.gaierror)
         return gethostbyname(host)
 
     socket.socket.connect, socket.socket.connect_ex = guarded_connect, guarded_connect_ex
