@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from . import world
-from .paths import DATA_DIR, atomic_write_text
+from .paths import COURSE_DATA_DIR, DATA_DIR, SMOKE_DATA_DIR, atomic_dir, atomic_write_text
 
 SEED = 1234
 SPLITS = {"corpus": ["train"], "sft": ["train", "validation", "test"], "preferences": ["train", "validation", "test"],
@@ -124,6 +124,28 @@ def write(rows_by_file=None):
             check_row(name, row, target, n)
         atomic_write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return sorted(path(name, split) for name, split in rows_by_file)
+
+
+SMOKE_TEST_ROWS = 32  # enough for every lesson's selections (lesson 02 takes 32, lesson 12 4 of each task)
+
+
+def write_smoke_copy(target=None):
+    """The course's data files as a smoke run reads them (paths.SMOKE_DATA_DIR, the DATA_DIR of FTLAB_SMOKE=1):
+    each test split cut to its first SMOKE_TEST_ROWS rows, every other file as it is. Written when missing or out
+    of date, atomically: lesson 13's processes start together, each reading what another may be writing."""
+    target = Path(target or SMOKE_DATA_DIR)
+    files = {p.relative_to(COURSE_DATA_DIR): p.read_bytes() for p in COURSE_DATA_DIR.rglob("*") if p.is_file()}
+    for name, splits in SPLITS.items():
+        if "test" in splits:
+            test = Path(f"{name}_test.jsonl")
+            files[test] = b"".join(files[test].splitlines(keepends=True)[:SMOKE_TEST_ROWS])
+    if all((target / f).is_file() and (target / f).read_bytes() == content for f, content in files.items()):
+        return target
+    with atomic_dir(target) as tmp:
+        for f, content in files.items():
+            (tmp / f).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / f).write_bytes(content)
+    return target
 
 
 # ---------------------------------------------------------------- checking

@@ -92,7 +92,7 @@ def run_sft(config_path, output_dir=None):
     """Train as the run config says, on this process's share. Every process of a launch calls this."""
     config = load_run_config(config_path)
     rank = int(os.environ.get("RANK", "0"))  # set by the launcher; 0 without one
-    from .profiles import setup
+    from .profiles import SMOKE_STEPS, setup
 
     profile = setup(config["profile"], quiet=rank > 0)  # before transformers and trl, in every process
     check_training_fields(config, config_path)
@@ -108,7 +108,10 @@ def run_sft(config_path, output_dir=None):
                              config["training"].get("gradient_accumulation_steps", 1),
                              f"{config_path}, key 'global_batch_size'")
     output_dir = ROOT / (output_dir or config["output_dir"])
-    trainer = sft.sft_trainer(output_dir, profile, per_device_train_batch_size=batch, **config["training"])
+    training = dict(config["training"])
+    if profile.smoke:  # FTLAB_SMOKE=1: the run config's steps cut as the profile's stages are
+        training["max_steps"] = min(training.get("max_steps", SMOKE_STEPS), SMOKE_STEPS)
+    trainer = sft.sft_trainer(output_dir, profile, per_device_train_batch_size=batch, **training)
     say(f"ftlab: process {state.process_index} of {state.num_processes} ({state.distributed_type.value}), "
         f"batch {batch} per process, {torch.get_num_threads()} torch threads")
 

@@ -6,10 +6,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "data"
+COURSE_DATA_DIR = ROOT / "data"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 # Models the lessons build (the course base model, checkpoints, adapters). Not committed: rebuilt by ftlab.
 ARTIFACTS = Path(os.environ.get("FTLAB_ARTIFACTS", ROOT / "artifacts"))
+# The data files the lessons read: the course's own; in a smoke run (FTLAB_SMOKE=1, ftlab.profiles) a copy whose
+# test splits keep their first rows, so that its measurements are quick (ftlab.data.write_smoke_copy).
+SMOKE_DATA_DIR = ARTIFACTS / "smoke-data"
+DATA_DIR = SMOKE_DATA_DIR if os.environ.get("FTLAB_SMOKE") == "1" else COURSE_DATA_DIR
 
 
 @contextmanager

@@ -10,6 +10,9 @@
 Choose with the environment variable FTLAB_PROFILE (cpu, real, gpu or auto), or `setup(profile=...)`.
 Every training of a session takes its seed from FTLAB_SEED (0 when unset), or `setup(seed=...)`: the course's
 own models (base, SFT, reward) are rebuilt at another seed, so a lesson's claims can be checked beyond one run.
+FTLAB_SMOKE=1 makes a real-model profile a smoke run: every training stage cut to SMOKE_STEPS steps and the
+course's test splits to their first rows (`data.write_smoke_copy`), so that each cell of a lesson runs on the real
+model in a fraction of its time; its claims are printed, not asserted (`claims`): a smoke run proves the code.
 Lessons branch on what the model is (`course_model`) and what the device can do (`precision()`), never on a
 profile's name.
 """
@@ -44,6 +47,7 @@ class Profile:
     eval_blocks: int = 64  # held-out blocks of text lesson 01 measures its loss on, before, during and after
     seed: int = 0
     stages: dict = field(default_factory=dict)
+    smoke: bool = False  # a smoke run (`smoke_run()`)
 
     def stage(self, name):
         return self.stages[name]
@@ -51,7 +55,19 @@ class Profile:
     @property
     def artifacts(self):
         """Where this profile's lessons keep their runs and checkpoints (the course's models: artifacts/ itself)."""
+        if self.smoke:  # apart: what a smoke run trains must never be taken for a full run's model
+            return ARTIFACTS / f"{self.name}-smoke"
         return ARTIFACTS if self.course_model else ARTIFACTS / self.name
+
+    def smoke_run(self):
+        """This profile with every training stage cut to SMOKE_STEPS steps and the leaderboard to SMOKE_EVAL_CHATS
+        chats: the code runs, the effects are not measured. Real-model profiles only: the course's own models live
+        in fixed folders that later lessons read."""
+        if self.course_model:
+            raise ValueError(f"a smoke run takes a real model: the {self.name} profile trains the course's own "
+                             "models, which later lessons build on (choose the real or gpu profile)")
+        return dataclasses.replace(self, smoke=True, eval_chats=SMOKE_EVAL_CHATS, stages={
+            name: dataclasses.replace(stage, steps=min(stage.steps, SMOKE_STEPS)) for name, stage in self.stages.items()})
 
     def training_settings(self, stage, output_dir):
         """The Trainer settings every course run shares, for training `stage` in this profile. The libraries'
@@ -102,6 +118,11 @@ def gpu_capability():
 
     return torch.cuda.get_device_capability(0)
 
+
+# A smoke run's steps per stage (enough for a checkpoint, an evaluation, a resume and a log line in every lesson),
+# and the held-out chats lesson 12 scores each model on (16: the leaderboard scores up to 10 models).
+SMOKE_STEPS = 3
+SMOKE_EVAL_CHATS = 16
 
 # The real model's short runs, shared by the real and gpu profiles: what CI measures on the CPU is what a GPU
 # runs (in seconds there). Batch sizes count chats, blocks of text, pairs, rollouts or completions per step.
@@ -191,7 +212,7 @@ def course_profile():
 
 def get_profile(name=None):
     """The profile called `name`, else FTLAB_PROFILE, else gpu when CUDA is there and cpu when not; at the
-    session's seed."""
+    session's seed; a smoke run under FTLAB_SMOKE=1."""
     name = (name or os.environ.get("FTLAB_PROFILE") or "auto").lower()
     if name == "auto":
         name = "gpu" if cuda_available() else "cpu"
@@ -199,7 +220,13 @@ def get_profile(name=None):
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)} or auto")
     if name == "gpu" and not cuda_available():
         raise RuntimeError("the gpu profile needs CUDA, and torch sees no GPU here: use the cpu profile")
-    return dataclasses.replace(PROFILES[name], seed=session_seed())
+    profile = dataclasses.replace(PROFILES[name], seed=session_seed())
+    return profile.smoke_run() if smoke_requested() else profile
+
+
+def smoke_requested():
+    """Whether this session is a smoke run (FTLAB_SMOKE=1; paths.DATA_DIR reads the same switch)."""
+    return os.environ.get("FTLAB_SMOKE") == "1"
 
 
 def library_versions():
@@ -252,6 +279,14 @@ def setup(profile=None, seed=None, quiet=False):
         models = chosen.base_model if chosen.base_model == chosen.chat_model else f"{chosen.base_model}, {chosen.chat_model}"
         print(f"profile: {chosen.name}   seed: {chosen.seed}   device: {device}   models: {models}")
         print("   ".join(f"{lib} {version}" for lib, version in library_versions().items()))
+    if chosen.smoke:  # and its data: the test splits cut short (paths.DATA_DIR)
+        from . import data
+
+        data.write_smoke_copy()
+        if not quiet:
+            print(f"smoke run (FTLAB_SMOKE=1): every training stage cut to {SMOKE_STEPS} steps, each test split to "
+                  f"{data.SMOKE_TEST_ROWS} rows, models kept in {chosen.artifacts}; the lesson's claims are printed, "
+                  "not asserted")
     return chosen
 
 

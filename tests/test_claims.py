@@ -11,6 +11,7 @@ from ftlab.paths import ROOT
 def test_a_claim_says_whether_it_holds_and_prints_the_measure(capsys, monkeypatch):
     monkeypatch.delenv("FTLAB_CLAIMS", raising=False)
     monkeypatch.delenv("FTLAB_CLAIMS_KEEP_GOING", raising=False)
+    monkeypatch.delenv("FTLAB_SMOKE", raising=False)
     assert claims.holds("gain", 0.42, ">=", 0.3)
     assert not claims.holds("gain", 0.2, ">=", 0.3)
     assert not claims.holds("loss", 1.0, "<", 1.0)
@@ -18,6 +19,14 @@ def test_a_claim_says_whether_it_holds_and_prints_the_measure(capsys, monkeypatc
     assert "✓ gain: 0.42 >= 0.3" in out and "✗ FAILS: gain: 0.2 >= 0.3" in out
     with pytest.raises(ValueError, match="operator"):
         claims.holds("gain", 1, "=>", 0)
+
+
+def test_a_smoke_run_prints_its_claims_without_asserting_them(capsys, monkeypatch):
+    monkeypatch.delenv("FTLAB_CLAIMS", raising=False)
+    monkeypatch.delenv("FTLAB_CLAIMS_KEEP_GOING", raising=False)
+    monkeypatch.setenv("FTLAB_SMOKE", "1")  # three steps a stage: no effect to measure
+    assert claims.holds("gain", 0.2, ">=", 0.3)
+    assert "✗ (smoke run: not asserted) gain: 0.2 >= 0.3" in capsys.readouterr().out
 
 
 def test_claims_are_recorded_with_the_seed_and_the_kernels(tmp_path, monkeypatch):
@@ -28,6 +37,7 @@ def test_claims_are_recorded_with_the_seed_and_the_kernels(tmp_path, monkeypatch
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("FTLAB_CLAIMS_KEEP_GOING", raising=False)
+    monkeypatch.delenv("FTLAB_SMOKE", raising=False)
     assert not claims.holds("gain", 0.1, ">=", 0.3)
     monkeypatch.setenv("FTLAB_CLAIMS_KEEP_GOING", "1")  # a robustness run measures every claim of a lesson
     assert claims.holds("gain", 0.1, ">=", 0.3)

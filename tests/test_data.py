@@ -3,6 +3,7 @@ import json
 import pytest
 
 from ftlab import data, world
+from ftlab.paths import COURSE_DATA_DIR
 
 
 def test_committed_files_are_what_the_generators_make():
@@ -103,3 +104,16 @@ def test_writing_a_bad_dataset_leaves_the_old_file_untouched(tmp_path, monkeypat
         data.write({("sft", "train"): [GOOD, {**GOOD, "answer": ""}]})
     assert (tmp_path / "sft_train.jsonl").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["sft_train.jsonl"]
+
+
+def test_a_smoke_run_reads_the_course_data_with_short_test_splits(tmp_path):
+    target = data.write_smoke_copy(tmp_path / "smoke-data")
+    for name, splits in data.SPLITS.items():
+        for split in splits:
+            course = (COURSE_DATA_DIR / f"{name}_{split}.jsonl").read_text().splitlines()
+            copy = (target / f"{name}_{split}.jsonl").read_text().splitlines()
+            assert copy == (course[:data.SMOKE_TEST_ROWS] if split == "test" else course)
+    assert (target / "examples" / "qa.csv").read_bytes() == (COURSE_DATA_DIR / "examples" / "qa.csv").read_bytes()
+    written = (target / "sft_test.jsonl").stat().st_mtime_ns
+    data.write_smoke_copy(target)  # up to date: left as it is, for the processes that may be reading it
+    assert (target / "sft_test.jsonl").stat().st_mtime_ns == written

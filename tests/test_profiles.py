@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -40,6 +41,19 @@ def test_every_profile_has_the_same_stages():
     assert "/" in gpu.base_model and "/" in gpu.chat_model  # hub ids
     assert real.stages == gpu.stages  # what CI measures on the CPU is what a GPU runs
     assert cpu.precision() == real.precision() == {"bf16": False, "fp16": False}
+
+
+def test_a_smoke_run_cuts_every_stage_and_keeps_its_models_apart(monkeypatch):
+    monkeypatch.setattr(profiles, "cuda_available", lambda: False)
+    monkeypatch.setenv("FTLAB_SMOKE", "1")
+    real, full = profiles.get_profile("real"), profiles.PROFILES["real"]
+    assert real.smoke and real.artifacts != full.artifacts and real.eval_chats == profiles.SMOKE_EVAL_CHATS
+    for name, stage in real.stages.items():
+        assert stage == dataclasses.replace(full.stage(name), steps=min(full.stage(name).steps, profiles.SMOKE_STEPS))
+    with pytest.raises(ValueError, match="smoke run takes a real model"):
+        profiles.get_profile("cpu")  # the course's models live in fixed folders: three steps would replace them
+    monkeypatch.delenv("FTLAB_SMOKE")
+    assert not profiles.get_profile("real").smoke
 
 
 @pytest.mark.parametrize("capability, flags", [((7, 5), {"bf16": False, "fp16": True}),  # T4: fp16

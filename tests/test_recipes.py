@@ -3,11 +3,11 @@
 A lesson tags the cells a learner would copy into a project of their own `recipe`: loading the model and the data,
 the training configuration and the trainer, the training. Those cells call the libraries only. This test checks that
 by reading them (no name that comes from ftlab), then writes them as one script into a temporary folder outside the
-repository and runs it as `__main__`, in the real profile (SmolLM2-135M-Instruct on the CPU, offline), for three
-steps. One fresh Python process runs the six scripts in turn (`runpy`, each with its own globals in its own folder),
-so the libraries' imports, about 13 s a process, are paid once: a name a script does not define or import is still
-an error, only process-wide settings (environment variables, Unsloth's patches) carry over, and each script makes
-those itself in its first lines.
+repository and runs it as `__main__`, in the real profile (SmolLM2-135M-Instruct on the CPU, offline), as a smoke
+run (three steps a stage, `Profile.smoke_run`). One fresh Python process runs the six scripts in turn (`runpy`, each
+with its own globals in its own folder), so the libraries' imports, about 13 s a process, are paid once: a name a
+script does not define or import is still an error, only process-wide settings (environment variables, Unsloth's
+patches) carry over, and each script makes those itself in its first lines.
 
 What a recipe takes from the lesson is named, not computed: `P`, the profile's numbers (steps, batch size, learning
 rate, precision, sequence length, seed); `START`, the folder or hub id of the start model; `DATA`, the folder of the
@@ -24,28 +24,25 @@ import sys
 import pytest
 
 from ftlab.paths import DATA_DIR, NOTEBOOKS_DIR, ROOT
+from ftlab.profiles import SMOKE_STEPS
 
 spec = importlib.util.spec_from_file_location("call_counts", ROOT / "scripts" / "call_counts.py")
 call_counts = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(call_counts)
 cell_sources = call_counts.cell_sources
 
-STEPS = 3  # enough for a checkpoint, an evaluation and a log line in lesson 02's settings
 # The lessons with a recipe, and the kind of start model each takes (ftlab.models.start_model).
 RECIPES = {"02_sft": "base", "03_lora": "base", "04_qlora_memory": "base", "06_prompt_tuning": "base",
            "08_reward_modeling": "chat", "10_dpo": "chat"}
 
 PREAMBLE = """\
-# What the lesson's earlier cells set: the profile's numbers (shortened to {steps} steps), the start model, the data.
-import dataclasses
+# What the lesson's earlier cells set: the profile's numbers (a smoke run's, {steps} steps), the start model, the data.
 from pathlib import Path
 
 import ftlab
 from ftlab import models
 
-P = ftlab.setup("real", quiet=True)
-P = dataclasses.replace(P, stages={{name: dataclasses.replace(stage, steps={steps})
-                                   for name, stage in P.stages.items()}})
+P = ftlab.setup("real", quiet=True).smoke_run()
 START = models.start_model(P, {kind!r})
 DATA = Path({data!r})
 RUNS = Path("runs")
@@ -110,7 +107,7 @@ def recipe_runs(tmp_path_factory):
     for lesson, kind in RECIPES.items():
         folder = tmp_path_factory.mktemp(lesson)
         assert not folder.is_relative_to(ROOT)
-        script = PREAMBLE.format(steps=STEPS, kind=kind, data=str(DATA_DIR))
+        script = PREAMBLE.format(steps=SMOKE_STEPS, kind=kind, data=str(DATA_DIR))
         (folder / "recipe.py").write_text(script + "\n\n".join(cell_sources(notebook(lesson), "recipe")) + "\n")
         folders[lesson] = str(folder)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FTLAB_PROFILE")}
