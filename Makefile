@@ -59,7 +59,7 @@ test: install
 # The real profile: a real model costs 100 times the course model's time per step on a CPU, 10 s to 8 minutes a
 # lesson on 2 cores (README), about 50 minutes for all 15: `make test-real` (REAL_LESSONS="02 03" picks some).
 # A smoke run of the real profile (FTLAB_SMOKE=1, ftlab/profiles.py) cuts every training stage to 3 steps and each
-# test split to 32 rows: every cell runs on the real model, in 10 s to 5 minutes a lesson (about 25 minutes for all 15),
+# test split to 32 rows: every cell runs on the real model, in 10 s to 5 minutes a lesson (about 27 minutes for all 15),
 # and the lessons' claims are printed, not asserted. `make test` runs the lessons of CI_SMOKE_LESSONS so, after the
 # cpu profile: all but three whose real-model training CI runs elsewhere, which keeps it under its hour: 02 (its
 # smoke run is the longest, 4.7 minutes: five overfitting runs), whose SFT runs as its recipe script on the real

@@ -120,9 +120,10 @@ def gpu_capability():
 
 
 # A smoke run's steps per stage (enough for a checkpoint, an evaluation, a resume and a log line in every lesson),
-# and the held-out chats lesson 12 scores each model on (16: the leaderboard scores up to 10 models).
+# and the held-out chats lesson 12 scores each model on (its leaderboard scores up to 10 models; 8 chats hold
+# each task).
 SMOKE_STEPS = 3
-SMOKE_EVAL_CHATS = 16
+SMOKE_EVAL_CHATS = 8
 
 # The real model's short runs, shared by the real and gpu profiles: what CI measures on the CPU is what a GPU
 # runs (in seconds there). Batch sizes count chats, blocks of text, pairs, rollouts or completions per step.
