@@ -43,8 +43,8 @@ lab: install
 # Unit tests first (fast), then each lesson executed top to bottom, one at a time, then the exercises released and
 # autograded with nbgrader (exercises/test_assignments.py; they use the models the lessons cache), then lessons
 # again in the real profile as smoke runs (SmolLM2-135M-Instruct on the CPU, offline: the path a GPU learner takes,
-# every cell, a few steps per training; see below), then the course through LLaMA-Factory in its own environment (llamafactory-check, lesson 13), then the course as learners
-# install and open it (checks).
+# every cell, a few steps per training; see below), then the course through LLaMA-Factory in its own environment
+# (llamafactory-check, lesson 13), then the course as learners install and open it (checks).
 # Every step at the one seed: LLaMA-Factory's check and the simulated Colab start from the course models that the
 # lessons built (at another seed they would build them again, 5 minutes).
 test: export FTLAB_SEED = $(TEST_SEED)
@@ -59,8 +59,8 @@ test: install
 # The real profile: a real model costs 100 times the course model's time per step on a CPU, 10 s to 8 minutes a
 # lesson on 2 cores (README), about 50 minutes for all 15: `make test-real` (REAL_LESSONS="02 03" picks some).
 # A smoke run of the real profile (FTLAB_SMOKE=1, ftlab/profiles.py) cuts every training stage to 3 steps and each
-# test split to 32 rows: every cell runs on the real model, in 10 s to 5 minutes a lesson (about 27 minutes for all 15),
-# and the lessons' claims are printed, not asserted. `make test` runs the lessons of CI_SMOKE_LESSONS so, after the
+# test split to 32 rows: every cell runs on the real model, in 10 s to 5 minutes a lesson (about 27 minutes for all
+# 15), and the lessons' claims are printed, not asserted. `make test` runs the lessons of CI_SMOKE_LESSONS so, after the
 # cpu profile: all but three whose real-model training CI runs elsewhere, which keeps it under its hour: 02 (its
 # smoke run is the longest, 4.7 minutes: five overfitting runs), whose SFT runs as its recipe script on the real
 # model (tests/test_recipes.py), as 04's QLoRA in 4 bits does; and 13, whose launch commands run in the cpu pass.
