@@ -66,8 +66,9 @@ class Profile:
         if self.course_model:
             raise ValueError(f"a smoke run takes a real model: the {self.name} profile trains the course's own "
                              "models, which later lessons build on (choose the real or gpu profile)")
-        return dataclasses.replace(self, smoke=True, eval_chats=SMOKE_EVAL_CHATS, stages={
-            name: dataclasses.replace(stage, steps=min(stage.steps, SMOKE_STEPS)) for name, stage in self.stages.items()})
+        stages = {name: dataclasses.replace(stage, steps=min(stage.steps, SMOKE_STEPS))
+                  for name, stage in self.stages.items()}
+        return dataclasses.replace(self, smoke=True, eval_chats=SMOKE_EVAL_CHATS, stages=stages)
 
     def training_settings(self, stage, output_dir):
         """The Trainer settings every course run shares, for training `stage` in this profile. The libraries'
